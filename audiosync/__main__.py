@@ -1,0 +1,5 @@
+import sys
+
+from audiosync.cli import main
+
+sys.exit(main())

@@ -1,0 +1,133 @@
+"""Cross-correlation of two recordings: the validated public face of the kernel."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import NamedTuple
+
+import numpy as np
+
+from audiosync import _xcorr
+from audiosync.errors import SilentInputError
+
+__all__ = ["Correlation", "cross_correlation", "working_length"]
+
+# dtypes the kernel reads directly; anything else is converted to float64 once.
+_KERNEL_DTYPES = (np.dtype(np.float64), np.dtype(np.float32), np.dtype(np.int16))
+# FFTW's basic interface takes sizes as C int, and the working length may
+# round a source up by a few percent.
+_MAX_LENGTH = 2**30
+
+
+class Correlation(NamedTuple):
+    """Result of :func:`cross_correlation`."""
+
+    lag: int
+    """Samples such that ``sample[i] ≈ source[i + lag]``."""
+    coefficient: float
+    """Pearson correlation of the overlapping segments at ``lag``, in [-1, 1]."""
+
+
+@lru_cache(maxsize=256)
+def working_length(m: int) -> int:
+    """The transform size for a source of ``m`` samples.
+
+    The smallest size at or above ``m`` whose prime factors are 2, 3, 5 and
+    7, which FFTW transforms fastest: an arbitrary length can be prime and
+    many times slower.  The extra zeros only remove circular aliasing.
+    """
+    if m < 1:
+        raise ValueError(f"length must be positive, got {m}")
+    best = 1 << max(0, (m - 1).bit_length())
+    p7 = 1
+    while p7 < best:
+        p5 = p7
+        while p5 < best:
+            p3 = p5
+            while p3 < best:
+                p2 = p3
+                while p2 < m:
+                    p2 *= 2
+                best = min(best, p2)
+                p3 *= 3
+            p5 *= 5
+        p7 *= 7
+    return best
+
+
+def _as_signal(x: object, name: str) -> np.ndarray:
+    try:
+        arr = np.asarray(x)
+    except (TypeError, ValueError) as exc:  # ragged sequences and the like
+        raise ValueError(f"{name} must be a 1-D array of real numbers: {exc}") from None
+    if arr.dtype not in _KERNEL_DTYPES:
+        if arr.dtype.kind == "c":
+            raise ValueError(f"{name} must be real, got complex dtype {arr.dtype}")
+        try:
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{name} must hold real numbers, got dtype {arr.dtype}: {exc}") from None
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got {arr.ndim} dimensions with shape {arr.shape}")
+    if arr.shape[0] < 2:
+        raise ValueError(f"{name} must have at least 2 samples, got {arr.shape[0]}")
+    if arr.shape[0] > _MAX_LENGTH:
+        raise ValueError(f"{name} has {arr.shape[0]} samples; FFTW takes at most {_MAX_LENGTH}")
+    return arr
+
+
+def cross_correlation(source: object, sample: object) -> Correlation:
+    """Find where ``sample`` lies in ``source``.
+
+    Parameters
+    ----------
+    source : array_like
+        1-D real signal, at least as long as ``sample`` (normally twice as
+        long). float64, float32 and int16 are read directly; other real
+        dtypes are converted to float64 once.
+    sample : array_like
+        1-D real signal of at least 2 samples.
+
+    Returns
+    -------
+    Correlation
+        ``(lag, coefficient)``: ``sample[i] ≈ source[i + lag]``; ``lag`` is
+        negative when the sample starts before the source. ``coefficient``
+        is the Pearson correlation of the overlapping segments at ``lag``.
+
+    Raises
+    ------
+    ValueError
+        An input is empty, shorter than 2 samples, not 1-D, not real, holds
+        NaN or infinity, or the sample is longer than the source.
+    SilentInputError
+        The overlap at the peak has no variance (silence), so the
+        coefficient is undefined.
+
+    Notes
+    -----
+    Both signals are zero-padded to ``n = working_length(len(source))`` and
+    the circular cross-correlation ``irfft(rfft(source) *
+    conj(rfft(sample_padded)))`` is computed with FFTW, with the GIL
+    released; its largest absolute value is the peak. Peak indices past
+    ``n - len(sample)`` are negative lags.
+    """
+    src = _as_signal(source, "source")
+    smp = _as_signal(sample, "sample")
+    if smp.shape[0] > src.shape[0]:
+        raise ValueError(
+            f"sample ({smp.shape[0]} samples) must not be longer than source ({src.shape[0]})"
+        )
+    if src.dtype != smp.dtype:
+        src = src.astype(np.float64)
+        smp = smp.astype(np.float64)
+    status, lag, coefficient = _xcorr.correlate(src, smp, working_length(src.shape[0]))
+    if status == _xcorr.SOURCE_NOT_FINITE:
+        raise ValueError("source contains NaN or infinity")
+    if status == _xcorr.SAMPLE_NOT_FINITE:
+        raise ValueError("sample contains NaN or infinity")
+    if status == _xcorr.SILENT:
+        raise SilentInputError(
+            f"the overlap at lag {lag} is silent (no variance): the correlation is undefined"
+        )
+    return Correlation(int(lag), float(coefficient))

@@ -1,0 +1,279 @@
+"""The kernel against the original's vectors and independent oracles."""
+
+import threading
+
+import numpy as np
+import pyfftw
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import signal
+
+from audiosync import Correlation, SilentInputError, cross_correlation
+from audiosync import _xcorr
+from audiosync.xcorr import working_length
+
+# --- the original module's test vectors, as written -------------------------
+
+VECTORS = [
+    ([1.1, 2.2, 3.3, 4.4, 5.5, 0, 0, 0, 0, 0], [1.1, 2.2, 3.3, 4.4, 5.5], 0),
+    ([0, 0, 0, 1, 2, 3, 4, 5, 6, 0, 0, 0], [1, 2, 3, 4, 5, 6], 3),
+    ([1, 2, 3, 0.4, 1.1, 0, 0, 0, 0, 0, 0, 0], [0, 0, 0, 1, 2, 3], -3),
+    ([1, 2, 3, 4, -1, 0, 0, 4, 3, 2, 1, 0, 0, 0], [0, 0, 0, 1, 2, 3, 4], -3),
+    ([0, 0, 0, 0, 0, 1, 2, 3, 4, -1, -3, -5, 0, 0], [1, 2, 3, 4, -1, -3, -5], 5),
+    (np.sin(np.arange(2000)), np.sin(np.arange(1000)), 0),
+]
+
+
+@pytest.mark.parametrize("source, sample, lag", VECTORS)
+def test_original_vectors(source, sample, lag):
+    result = cross_correlation(source, sample)
+    assert isinstance(result, Correlation)
+    assert result.lag == lag
+    assert result.coefficient > 0.95
+
+
+def test_identical_prefix_is_exact():
+    lag, coefficient = cross_correlation(
+        [1.1, 2.2, 3.3, 4.4, 5.5, 0, 0, 0, 0, 0], [1.1, 2.2, 3.3, 4.4, 5.5]
+    )
+    assert lag == 0
+    assert abs(coefficient - 1.0) < 1e-12
+
+
+def test_phase_inverted_sine_gives_negative_coefficient():
+    i = np.arange(1000)
+    source = np.concatenate([np.sin(i + 180), np.zeros(1000)])
+    lag, coefficient = cross_correlation(source, np.sin(i))
+    assert lag == -1
+    assert coefficient < -0.95
+
+
+def test_silent_sample_raises():
+    with pytest.raises(SilentInputError):
+        cross_correlation(np.arange(1, 15), np.zeros(7))
+    # It is also a ValueError, for callers that catch bad input broadly.
+    with pytest.raises(ValueError):
+        cross_correlation(np.arange(1, 15), np.full(7, 0.1))
+
+
+# --- oracles ----------------------------------------------------------------
+
+
+def numpy_formula(source, sample):
+    """The original's Python sketch: the same formula in numpy."""
+    m = working_length(len(source))
+    return np.fft.irfft(np.fft.rfft(source, m) * np.conj(np.fft.rfft(sample, m)), m)
+
+
+def pyfftw_formula(source, sample):
+    m = working_length(len(source))
+    fa = pyfftw.interfaces.numpy_fft.rfft(np.asarray(source, float), m)
+    fb = pyfftw.interfaces.numpy_fft.rfft(np.asarray(sample, float), m)
+    return pyfftw.interfaces.numpy_fft.irfft(fa * np.conj(fb), m)
+
+
+def lag_of(corr, n_sample):
+    m = len(corr)
+    k = int(np.argmax(np.abs(corr)))
+    return k - m if k > m - n_sample else k
+
+
+def overlap(m, n, lag):
+    return min(n, m - lag) if lag >= 0 else min(n + lag, m)
+
+
+def pearson(source, sample, lag):
+    if lag >= 0:
+        x = sample[: min(len(sample), len(source) - lag)]
+        y = source[lag : lag + len(x)]
+    else:
+        x = sample[-lag:][: len(source)]
+        y = source[: len(x)]
+    return float(np.corrcoef(x, y)[0, 1])
+
+
+def shifted_pair(rng, n, lag, source_len=None):
+    """A source of white noise and a sample with sample[i] = source[i + lag]."""
+    m = source_len or 2 * n
+    source = rng.standard_normal(m)
+    if lag >= 0:
+        sample = source[lag : lag + n].copy()
+    else:
+        sample = np.concatenate([rng.standard_normal(-lag), source[: n + lag]])
+    return source, sample
+
+
+LENGTHS = [2, 3, 4, 7, 16, 97, 100, 101, 1000, 1009, 4096, 4099, 6000]
+
+
+@pytest.mark.parametrize("n", LENGTHS)
+def test_matches_numpy_and_pyfftw_on_random_signals(n):
+    rng = np.random.default_rng(n)
+    for lag in sorted({0, 1, -1, n - 1, -(n - 1), int(rng.integers(-(n - 1), n))}):
+        source, sample = shifted_pair(rng, n, lag)
+        expected = {lag_of(oracle(source, sample), n) for oracle in (numpy_formula, pyfftw_formula)}
+        assert len(expected) == 1
+        (expected_lag,) = expected
+        if overlap(len(source), n, expected_lag) < 2:  # no variance in 1 sample
+            with pytest.raises(SilentInputError):
+                cross_correlation(source, sample)
+            continue
+        got = cross_correlation(source, sample)
+        assert got.lag == expected_lag
+        assert got.coefficient == pytest.approx(pearson(source, sample, got.lag), abs=1e-9)
+        if n >= 16 and abs(lag) < n // 2:
+            assert got.lag == lag
+            assert got.coefficient == pytest.approx(1.0, abs=1e-9)
+
+
+@pytest.mark.parametrize("n", [50, 101, 1000, 1024, 7919])
+def test_matches_scipy_correlate(n):
+    """scipy's linear correlation agrees wherever the circular one has no alias."""
+    rng = np.random.default_rng(7 + n)
+    for lag in (0, 1, -1, n // 3, -(n // 3), n - 2):
+        source, sample = shifted_pair(rng, n, lag)
+        # Silence the source tail so the circular negative-lag region has no alias.
+        source[2 * n - n :] = 0.0 if lag < 0 else source[2 * n - n :]
+        corr = signal.correlate(source, sample, mode="full", method="fft")
+        lags = signal.correlation_lags(len(source), len(sample), mode="full")
+        expected = int(lags[np.argmax(np.abs(corr))])
+        assert cross_correlation(source, sample).lag == expected == lag
+
+
+def test_longer_source_finds_large_positive_lags():
+    rng = np.random.default_rng(3)
+    source = rng.standard_normal(10_000)
+    sample = source[7_000:8_000].copy()
+    assert cross_correlation(source, sample) == (7_000, pytest.approx(1.0))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int16, np.int32, np.uint8])
+def test_dtypes(dtype):
+    rng = np.random.default_rng(11)
+    source = (rng.standard_normal(4000) * 100).astype(dtype)
+    sample = source[123:2123].copy()
+    assert cross_correlation(source, sample).lag == 123
+
+
+def test_mixed_dtypes_read_only_and_strided():
+    rng = np.random.default_rng(12)
+    base = rng.standard_normal(8000)
+    source = base[::2]  # non-contiguous view
+    sample = source[55:2055].astype(np.float32)
+    source.flags.writeable = False
+    assert cross_correlation(source, sample).lag == 55
+    big_endian = source.astype(">f8")
+    assert cross_correlation(big_endian, sample).lag == 55
+
+
+# --- bad input --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "source, sample, message",
+    [
+        ([], [1, 2], "source must have at least 2"),
+        ([1, 2, 3], [1], "sample must have at least 2"),
+        ([1, 2], [1, 2, 3], "must not be longer than source"),
+        (np.ones((4, 2)), [1, 2], "source must be 1-D"),
+        ([1, 2, 3], np.ones((2, 1)), "sample must be 1-D"),
+        ([1, np.nan, 3, 4], [1, 2], "source contains NaN"),
+        ([1, 2, 3, 4], [np.inf, 2], "sample contains NaN or infinity"),
+        ([1, 2, 3, 4], [1 + 1j, 2], "must be real"),
+        (["a", "b", "c"], [1, 2], "source must hold real numbers"),
+        (5.0, [1, 2], "source must be 1-D"),
+    ],
+)
+def test_bad_input_is_a_clear_value_error(source, sample, message):
+    with pytest.raises(ValueError, match=message):
+        cross_correlation(source, sample)
+
+
+# --- properties -------------------------------------------------------------
+
+
+@st.composite
+def lagged(draw):
+    n = draw(st.integers(64, 400))
+    lag = draw(st.integers(-(n // 4), n // 4))
+    seed = draw(st.integers(0, 2**32 - 1))
+    source, sample = shifted_pair(np.random.default_rng(seed), n, lag)
+    return source, sample, lag
+
+
+@settings(max_examples=60, deadline=None)
+@given(lagged(), st.floats(1e-3, 1e3))
+def test_property_lag_recovered_and_gain_invariant(case, gain):
+    source, sample, lag = case
+    plain = cross_correlation(source, sample)
+    assert plain.lag == lag
+    scaled = cross_correlation(source, sample * gain)
+    assert scaled.lag == plain.lag
+    assert scaled.coefficient == pytest.approx(plain.coefficient, abs=1e-9)
+
+
+@settings(max_examples=60, deadline=None)
+@given(lagged())
+def test_property_negating_sample_negates_coefficient(case):
+    source, sample, _ = case
+    plain = cross_correlation(source, sample)
+    negated = cross_correlation(source, -sample)
+    assert negated.lag == plain.lag
+    assert negated.coefficient == pytest.approx(-plain.coefficient, abs=1e-9)
+
+
+# --- threads and plans ------------------------------------------------------
+
+
+def test_two_threads_match_one():
+    rng = np.random.default_rng(5)
+    cases = [shifted_pair(rng, n, int(rng.integers(-n // 2, n // 2))) for n in (4096, 5000, 8192, 10007) * 4]
+    expected = [cross_correlation(s, x) for s, x in cases]
+    _xcorr.clear_plans()  # make both threads race to plan too
+    results = [None] * len(cases)
+
+    def work(indices):
+        for i in indices:
+            results[i] = cross_correlation(*cases[i])
+
+    threads = [threading.Thread(target=work, args=(range(k, len(cases), 2),)) for k in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == expected
+
+
+def test_plans_are_cached_and_bounded():
+    _xcorr.clear_plans()
+    rng = np.random.default_rng(1)
+    source = rng.standard_normal(4999)
+    cross_correlation(source, source[:100])
+    cross_correlation(source, source[:200])
+    assert _xcorr.cached_sizes() == [5000]
+    for m in range(100, 4000, 50):
+        other = rng.standard_normal(m)
+        cross_correlation(other, other[:10])
+    assert len(_xcorr.cached_sizes()) == 32
+
+
+@pytest.mark.parametrize("m, n", [(1, 1), (2, 2), (11, 12), (97, 98), (1001, 1008), (2880000, 2880000), (2880001, 2881200)])
+def test_working_length_is_the_next_7_smooth_size(m, n):
+    assert working_length(m) == n
+
+
+def test_working_length_matches_brute_force():
+    def smooth(k):
+        for p in (2, 3, 5, 7):
+            while k % p == 0:
+                k //= p
+        return k == 1
+
+    for m in range(1, 3000):
+        assert working_length(m) == next(k for k in range(m, 2 * m + 2) if smooth(k))
+
+
+def test_kernel_refuses_a_transform_smaller_than_the_source():
+    with pytest.raises(ValueError):
+        _xcorr.correlate(np.ones(10), np.ones(5), 8)
