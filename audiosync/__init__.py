@@ -1,16 +1,26 @@
 """audiosync: how far apart two recordings of the same music are."""
 
+import logging
+
 from audiosync._xcorr import fftw_version
-from audiosync.errors import AudiosyncError, SilentInputError
+from audiosync.capture import list_sources
+from audiosync.control import (
+    abort, default_job, get_debug, get_lag, pause, resume, run, set_debug, setup, status, sync,
+)
+from audiosync.errors import (
+    AudiosyncError, CaptureError, FFmpegNotFoundError, InputError, JobBusyError,
+    MissingExtraError, SilentInputError,
+)
+from audiosync.session import Progress, SyncJob, SyncResult
 from audiosync.xcorr import Correlation, cross_correlation
 
 __version__ = "0.1.0"
 
+logging.getLogger("audiosync").addHandler(logging.NullHandler())
+
 __all__ = [
-    "AudiosyncError",
-    "Correlation",
-    "SilentInputError",
-    "__version__",
-    "cross_correlation",
-    "fftw_version",
+    "AudiosyncError", "CaptureError", "Correlation", "FFmpegNotFoundError", "InputError",
+    "JobBusyError", "MissingExtraError", "Progress", "SilentInputError", "SyncJob", "SyncResult",
+    "__version__", "abort", "cross_correlation", "default_job", "fftw_version", "get_debug",
+    "get_lag", "list_sources", "pause", "resume", "run", "set_debug", "setup", "status", "sync",
 ]

@@ -1,6 +1,14 @@
-"""Exceptions raised by audiosync."""
+"""Exceptions raised by audiosync; all derive from AudiosyncError."""
 
-__all__ = ["AudiosyncError", "SilentInputError"]
+__all__ = [
+    "AudiosyncError",
+    "CaptureError",
+    "FFmpegNotFoundError",
+    "InputError",
+    "JobBusyError",
+    "MissingExtraError",
+    "SilentInputError",
+]
 
 
 class AudiosyncError(Exception):
@@ -9,3 +17,23 @@ class AudiosyncError(Exception):
 
 class SilentInputError(AudiosyncError, ValueError):
     """The overlap of the two signals has no variance, so Pearson is undefined."""
+
+
+class FFmpegNotFoundError(AudiosyncError, FileNotFoundError):
+    """The ffmpeg program is not installed or not on PATH."""
+
+
+class InputError(AudiosyncError):
+    """A URL or file could not be opened or decoded (the message ends with ffmpeg's words)."""
+
+
+class CaptureError(AudiosyncError):
+    """The capture source does not exist, or no sound server answers."""
+
+
+class MissingExtraError(AudiosyncError, ImportError):
+    """An optional feature needs a package extra that is not installed."""
+
+
+class JobBusyError(AudiosyncError, RuntimeError):
+    """A job was started on a SyncJob that is already running one."""

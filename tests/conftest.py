@@ -1,0 +1,135 @@
+"""Shared fixtures: generated songs encoded by real ffmpeg, a local HTTP server,
+a private PulseAudio server, and a leak check after every test."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import shutil
+import subprocess
+import threading
+import time
+import pytest
+
+from audiosync.synth import make_song
+
+from helpers import RATE, SONG_SECONDS, ffmpeg, write_wav
+
+
+@pytest.fixture(scope="session")
+def media(tmp_path_factory) -> dict:
+    """A generated song as WAV, Vorbis, Opus, AAC and MP3, and its samples."""
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg is not installed")
+    d = tmp_path_factory.mktemp("media")
+    song = make_song(SONG_SECONDS, RATE, seed=42)
+    wav = write_wav(d / "song.wav", song)
+    files = {"wav": wav}
+    for ext, codec in (("ogg", ["-c:a", "libvorbis", "-q:a", "5"]),
+                       ("opus", ["-c:a", "libopus", "-b:a", "128k"]),
+                       ("m4a", ["-c:a", "aac", "-b:a", "160k"]),
+                       ("mp3", ["-c:a", "libmp3lame", "-b:a", "192k"])):
+        files[ext] = d / f"song.{ext}"
+        ffmpeg("-i", str(wav), *codec, str(files[ext]))
+    (d / "page.html").write_text(
+        '<html><head><title>Song</title></head><body><audio src="song.ogg" controls></audio></body></html>'
+    )
+    (d / "notaudio.ogg").write_text("this is not audio at all\n" * 100)
+    return {"dir": d, "song": song, **files}
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="session")
+def http_base(media) -> str:
+    """Serve the media folder on 127.0.0.1; yields its base URL."""
+    handler = functools.partial(_QuietHandler, directory=str(media["dir"]))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, name="test-http", daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+@pytest.fixture
+def pulse(monkeypatch):
+    """A private PulseAudio server with null sinks 'testsink' (default) and 'realout'."""
+    if shutil.which("pulseaudio") is None:
+        pytest.skip("pulseaudio is not installed")
+    from audiosync.pulse_server import PrivatePulseServer
+
+    server = PrivatePulseServer(("testsink", "realout"), rate=RATE).start()
+    monkeypatch.setenv("PULSE_SERVER", server.server)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+class Player:
+    """ffmpeg playing a file into a sink, in real time, from ``start_s``."""
+
+    def __init__(self, path, sink: str, start_s: float = 0.0, name: str = "TestPlayer"):
+        self.proc = subprocess.Popen(
+            ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-re", "-ss", f"{start_s:.3f}",
+             "-i", str(path), "-f", "pulse", "-device", sink, name],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        self.proc.wait(timeout=5)
+
+
+@pytest.fixture
+def play():
+    players = []
+
+    def start(path, sink="testsink", start_s=0.0, name="TestPlayer"):
+        p = Player(path, sink, start_s, name)
+        players.append(p)
+        return p
+
+    yield start
+    for p in players:
+        p.stop()
+
+
+def _children(pid: int) -> list[tuple[int, str]]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
+        if ppid == pid:
+            out.append((int(entry), comm))
+    return out
+
+
+@pytest.fixture(autouse=True)
+def no_leftovers():
+    """After every test: no ffmpeg child of ours and no audiosync thread remain."""
+    yield
+    deadline = time.monotonic() + 3.0
+    while True:
+        ffmpegs = [c for c in _children(os.getpid()) if c[1] == "ffmpeg"]
+        threads = [t.name for t in threading.enumerate() if t.name.startswith("audiosync-")]
+        if not ffmpegs and not threads:
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(f"left behind: ffmpeg {ffmpegs}, threads {threads}")
+        time.sleep(0.05)
