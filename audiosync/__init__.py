@@ -11,6 +11,7 @@ from audiosync.errors import (
     AudiosyncError, CaptureError, FFmpegNotFoundError, InputError, JobBusyError,
     MissingExtraError, SilentInputError,
 )
+from audiosync.offline import sync_files
 from audiosync.session import Progress, SyncJob, SyncResult
 from audiosync.xcorr import Correlation, cross_correlation
 
@@ -22,5 +23,5 @@ __all__ = [
     "AudiosyncError", "CaptureError", "Correlation", "FFmpegNotFoundError", "InputError",
     "JobBusyError", "MissingExtraError", "Progress", "SilentInputError", "SyncJob", "SyncResult",
     "__version__", "abort", "cross_correlation", "default_job", "fftw_version", "get_debug",
-    "get_lag", "list_sources", "pause", "resume", "run", "set_debug", "setup", "status", "sync",
+    "get_lag", "list_sources", "pause", "resume", "run", "set_debug", "setup", "status", "sync", "sync_files",
 ]

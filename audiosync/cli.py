@@ -1,21 +1,161 @@
-"""The audiosync command."""
+"""The ``audiosync`` command (also ``python -m audiosync``)."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import logging
+import os
 import sys
+from collections.abc import Sequence
+
+from audiosync.errors import AudiosyncError
+from audiosync.session import Progress, SyncResult
+
+__all__ = ["main"]
+
+EXIT_CONFIDENT, EXIT_NOT_CONFIDENT, EXIT_USAGE = 0, 1, 2
+
+log = logging.getLogger("audiosync")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="audiosync", description="How far apart two recordings of the same music are.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("demo", help="run the main job on a built-in example")
-    args = parser.parse_args(argv)
-    if args.command == "demo":
-        from audiosync.demo import main as demo_main
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # bad usage: one line, status 2
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
-        return demo_main()
-    return 2
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show debug logs and tracebacks")
+    out = argparse.ArgumentParser(add_help=False)
+    out.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    out.add_argument("--plot", metavar="FILE.png", help="write a PNG of the correlation (needs audiosync[plot])")
+    out.add_argument("--calibration", metavar="MS", type=float, default=0.0,
+                     help="add MS to the reported lag (your player's output latency)")
+
+    p = _Parser(prog="audiosync", description="How far apart two recordings of the same music are.",
+                parents=[common])
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+
+    f = sub.add_parser("files", parents=[common, out], help="the lag of OTHER relative to REFERENCE",
+                       description="Print the lag of OTHER relative to REFERENCE: other(t) ≈ reference(t + lag).")
+    f.add_argument("reference", help="file or URL")
+    f.add_argument("other", help="file or URL")
+    f.add_argument("--max-seconds", type=float, metavar="S", help="read at most S seconds of each")
+    f.add_argument("--sample-rate", type=int, default=48000, metavar="R")
+    f.add_argument("--min-confidence", type=float, default=0.95, metavar="C")
+
+    live = sub.add_parser("live", parents=[common, out], help="sync the desktop's audio against a song",
+                          description="Record the desktop while decoding the song; print how far into the "
+                                      "song the desktop is (positive: seek the video forward).")
+    live.add_argument("url", nargs="?", metavar="URL_OR_PATH", help="media URL, YouTube page or file")
+    live.add_argument("--title", help="find the song by searching YouTube for TITLE (needs audiosync[youtube])")
+    live.add_argument("--capture", metavar="SOURCE",
+                      help="PulseAudio source to record (default: the default output's monitor); "
+                           "an existing file is read as if it were the desktop")
+    live.add_argument("--timeout", type=float, metavar="S", help="give up after S seconds")
+    live.add_argument("--min-confidence", type=float, default=0.95, metavar="C")
+
+    s = sub.add_parser("setup", parents=[common], help="route a player into the dedicated audiosync sink")
+    s.add_argument("player", metavar="PLAYER_NAME", help="the player's application.name, e.g. Spotify")
+
+    d = sub.add_parser("demo", parents=[common], help="run the main job on a built-in example")
+    d.add_argument("--offline", action="store_true", help="skip PulseAudio: run the example through sync_files")
+    return p
+
+
+def _progress(p: Progress) -> None:
+    mark = "confident" if p.confident else "not yet"
+    print(f"  {p.interval_s:5.1f} s captured: lag {p.lag_ms:9.1f} ms, confidence {p.confidence:.3f} ({mark})",
+          file=sys.stderr, flush=True)
+
+
+def _report(result: SyncResult, args: argparse.Namespace) -> int:
+    lag = result.lag_ms + args.calibration
+    if args.plot:
+        from audiosync.plot import plot_result
+
+        plot_result(result, args.plot)
+    if args.json:
+        print(json.dumps({
+            "lag_ms": round(lag, 3), "confident": result.confident,
+            "confidence": round(result.confidence, 6), "interval_s": round(result.interval_s, 3),
+            "elapsed_s": round(result.elapsed_s, 3), "reason": result.reason,
+            "lag_samples": result.lag_samples, "sample_rate": result.sample_rate,
+            "calibration_ms": args.calibration,
+        }))
+    else:
+        verdict = "confident" if result.confident else f"NOT confident ({result.reason})"
+        print(f"lag {lag:.1f} ms, confidence {result.confidence:.3f}, {verdict}")
+    return EXIT_CONFIDENT if result.confident else EXIT_NOT_CONFIDENT
+
+
+def _files(args: argparse.Namespace) -> int:
+    from audiosync.offline import sync_files
+
+    result = sync_files(args.reference, args.other, sample_rate=args.sample_rate,
+                        max_seconds=args.max_seconds, min_confidence=args.min_confidence,
+                        keep_audio=bool(args.plot))
+    return _report(result, args)
+
+
+def _live(args: argparse.Namespace) -> int:
+    from audiosync.control import _search_url, sync
+
+    if bool(args.url) == bool(args.title):
+        raise _UsageError("give either URL_OR_PATH or --title")
+    capture = args.capture
+    if capture and os.path.isfile(capture):
+        capture = ["-i", capture]
+    url, use_ytdlp = (args.url, None) if args.url else (_search_url(args.title), True)
+    print("recording the desktop ...", file=sys.stderr, flush=True)
+    result = sync(url, capture=capture, timeout=args.timeout, min_confidence=args.min_confidence,
+                  on_progress=_progress, use_ytdlp=use_ytdlp, keep_audio=bool(args.plot))
+    return _report(result, args)
+
+
+def _setup(args: argparse.Namespace) -> int:
+    from audiosync.capture import setup
+
+    if setup(args.player):
+        print(f"{args.player} now plays through the 'audiosync' sink; capture records only it")
+        return 0
+    print(f"audiosync: could not set up {args.player!r} (run with --debug for the reason)", file=sys.stderr)
+    return 1
+
+
+class _UsageError(Exception):
+    pass
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.debug:
+        logging.basicConfig(level=logging.DEBUG, format="audiosync %(levelname)s: %(message)s")
+    elif args.command != "setup":
+        logging.basicConfig(level=logging.WARNING, format="audiosync: %(message)s")
+    else:
+        logging.basicConfig(level=logging.INFO, format="audiosync: %(message)s")
+    try:
+        if args.command == "files":
+            return _files(args)
+        if args.command == "live":
+            return _live(args)
+        if args.command == "setup":
+            return _setup(args)
+        from audiosync.demo import main as demo
+
+        return demo(offline=args.offline)
+    except KeyboardInterrupt:
+        print("audiosync: interrupted", file=sys.stderr)
+        return 130
+    except (AudiosyncError, OSError, ValueError, _UsageError) as exc:
+        if args.debug:
+            raise
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"audiosync: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ def sync(url: str, *, capture: str | Sequence[str] | None = None, sample_rate: i
          intervals: Sequence[float] = DEFAULT_INTERVALS, min_confidence: float = 0.95,
          timeout: float | None = None,
          on_progress: Callable[[Progress], None] | None = None,
-         use_ytdlp: bool | None = None) -> SyncResult:
+         use_ytdlp: bool | None = None, keep_audio: bool = False) -> SyncResult:
     """Record the desktop while decoding ``url``; return how far apart they are.
 
     Parameters
@@ -58,6 +58,9 @@ def sync(url: str, *, capture: str | Sequence[str] | None = None, sample_rate: i
         Resolve ``url`` with yt-dlp: None (default) for YouTube pages and
         ``ytsearch`` queries, True for any http(s) page yt-dlp knows, False
         never.
+    keep_audio : bool
+        Keep the two arrays the answer came from in ``SyncResult.audio``
+        (for plots).
 
     Returns
     -------
@@ -74,7 +77,7 @@ def sync(url: str, *, capture: str | Sequence[str] | None = None, sample_rate: i
     """
     return _default.sync(url, capture=capture, sample_rate=sample_rate, intervals=intervals,
                          min_confidence=min_confidence, timeout=timeout, on_progress=on_progress,
-                         use_ytdlp=use_ytdlp)
+                         use_ytdlp=use_ytdlp, keep_audio=keep_audio)
 
 
 def get_lag(url: str, **options) -> int:

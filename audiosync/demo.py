@@ -1,32 +1,196 @@
-"""Built-in example: find a generated capture in a generated song with the kernel."""
+"""The built-in example: the real live pipeline on this machine, with a generated song.
+
+It starts a private PulseAudio server when none is running (or adds a null
+sink to the running one), generates a song, serves it over HTTP on
+127.0.0.1, plays it into the sink from a random place, runs ``sync`` on the
+sink's monitor, and compares the answer with the truth: a second, parallel
+recording of the same sink located in the song. Without PulseAudio it runs
+the same example through ``sync_files``. Everything it starts, it stops.
+"""
 
 from __future__ import annotations
 
-import time
+import functools
+import http.server
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from contextlib import ExitStack
 
 import numpy as np
 
+from audiosync.errors import AudiosyncError
+from audiosync.producer import Producer, ffmpeg_path
+from audiosync.session import Progress
 from audiosync.synth import make_song
 from audiosync.xcorr import cross_correlation
 
 RATE = 48_000
+SONG_S = 60.0
+SINK = "audiosync_demo"
+TOLERANCE_MS = 50.0
 
 
-def main() -> int:
-    rng = np.random.default_rng()
-    song = make_song(40.0, RATE, seed=int(rng.integers(1 << 30)))
-    capture_s = 3
-    offset = int(rng.integers(0, len(song) - 2 * capture_s * RATE))
-    source = song[: 2 * capture_s * RATE + offset]
-    sample = song[offset : offset + capture_s * RATE] + 0.05 * rng.standard_normal(capture_s * RATE).astype(np.float32)
-    print(f"song: 40 s of generated music at {RATE} Hz; capture: {capture_s} s starting at {1000 * offset / RATE:.1f} ms, with noise")
-    t = time.perf_counter()
-    lag, coefficient = cross_correlation(source, sample)
-    ms = 1000 * (time.perf_counter() - t)
-    print(f"found lag {1000 * lag / RATE:.1f} ms (true {1000 * offset / RATE:.1f} ms), "
-          f"Pearson {coefficient:.3f}, kernel {ms:.1f} ms")
-    return 0 if lag == offset else 1
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _progress(p: Progress) -> None:
+    say(f"  {p.interval_s:5.1f} s captured: lag {p.lag_ms:9.1f} ms, confidence {p.confidence:.3f}"
+        f"{'  <- confident' if p.confident else ''}")
+
+
+def _encode(folder: str, song: np.ndarray) -> str:
+    raw = os.path.join(folder, "song.f32")
+    song.astype("<f4").tofile(raw)
+    path = os.path.join(folder, "song.ogg")
+    subprocess.run([ffmpeg_path(), "-hide_banner", "-loglevel", "error", "-y", "-f", "f32le", "-ar", str(RATE),
+                    "-ac", "1", "-i", raw, "-c:a", "libvorbis", "-q:a", "6", path], check=True)
+    os.unlink(raw)
+    return path
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def _serve(stack: ExitStack, folder: str) -> str:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=folder))
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, name="demo-http", daemon=True)
+    thread.start()
+
+    def stop():
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+    stack.callback(stop)
+    return f"http://127.0.0.1:{server.server_address[1]}/song.ogg"
+
+
+def _pulse_sink(stack: ExitStack) -> str | None:
+    """Point PULSE_SERVER at a server with our null sink; None when there can be none."""
+    import pulsectl
+
+    try:
+        with pulsectl.Pulse("audiosync-demo") as pulse:
+            index = pulse.module_load("module-null-sink", f"sink_name={SINK} rate={RATE}")
+        say(f"sound server: the running one, with a temporary null sink '{SINK}'")
+
+        def unload():
+            with pulsectl.Pulse("audiosync-demo") as pulse:
+                pulse.module_unload(index)
+
+        stack.callback(unload)
+        return SINK
+    except (pulsectl.PulseError, OSError):
+        pass
+    from audiosync.pulse_server import PrivatePulseServer
+
+    try:
+        server = PrivatePulseServer((SINK,), rate=RATE).start()
+    except AudiosyncError as exc:
+        say(f"sound server: none, and a private one could not start ({exc})")
+        return None
+    stack.callback(server.stop)
+    old = os.environ.get("PULSE_SERVER")
+    os.environ["PULSE_SERVER"] = server.server
+    stack.callback(lambda: os.environ.pop("PULSE_SERVER") if old is None else os.environ.update(PULSE_SERVER=old))
+    say(f"sound server: a private PulseAudio server with a null sink '{SINK}'")
+    return SINK
+
+
+def _live(stack: ExitStack, url: str, path: str, song: np.ndarray, sink: str, start_s: float) -> bool:
+    from audiosync.control import sync
+
+    say(f"playing the song into '{sink}' from {start_s:.2f} s (ffmpeg, real time)")
+    player = subprocess.Popen(
+        [ffmpeg_path(), "-hide_banner", "-loglevel", "error", "-nostdin", "-re", "-ss", f"{start_s:.3f}",
+         "-i", path, "-f", "pulse", "-device", sink, "audiosync demo player"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stop_player():
+        player.terminate()
+        player.wait()
+
+    stack.callback(stop_player)
+    # The truth: a parallel recording of the same sink, located in the song.
+    cond = threading.Condition()
+    truth = Producer("truth", ["-f", "pulse", "-i", f"{sink}.monitor"], RATE, int(40 * RATE), cond)
+    stack.callback(truth.stop)
+    say(f"sync({url!r}, capture='{sink}.monitor'):")
+    result = sync(url, capture=f"{sink}.monitor", on_progress=_progress)
+    with cond:
+        cond.wait_for(lambda: truth.count >= 8 * RATE or truth.done, timeout=15)
+    truth.stop()
+    recorded = truth.buffer[: truth.count]
+    if len(recorded) < 8 * RATE or result.capture_started is None or truth.anchor is None:
+        say("the parallel recording got too little audio to check the answer")
+        return False
+    where, coefficient = cross_correlation(song, recorded[2 * RATE : 8 * RATE])
+    true_ms = 1000 * (where - 2 * RATE) / RATE + 1000 * (result.capture_started - truth.anchor)
+    return _verdict(result, true_ms)
+
+
+def _offline(folder: str, url: str, song: np.ndarray, start_s: float) -> bool:
+    from audiosync.offline import sync_files
+
+    capture = song[int(start_s * RATE) : int((start_s + 20) * RATE)]
+    noisy = capture + 0.01 * np.random.default_rng().standard_normal(len(capture)).astype(np.float32)
+    path = os.path.join(folder, "capture.f32")
+    noisy.astype("<f4").tofile(path)
+    wav = os.path.join(folder, "capture.wav")
+    subprocess.run([ffmpeg_path(), "-hide_banner", "-loglevel", "error", "-y", "-f", "f32le", "-ar", str(RATE),
+                    "-ac", "1", "-i", path, wav], check=True)
+    say(f"sync_files({url!r}, 'capture.wav'), the capture cut at {start_s:.3f} s with noise:")
+    result = sync_files(url, wav)
+    return _verdict(result, 1000 * int(start_s * RATE) / RATE)
+
+
+def _verdict(result, true_ms: float) -> bool:
+    diff = result.lag_ms - true_ms
+    good = result.confident and abs(diff) <= TOLERANCE_MS
+    say(f"measured lag {result.lag_ms:.1f} ms (confidence {result.confidence:.3f}, "
+        f"{'confident' if result.confident else 'not confident'}, after {result.interval_s:.0f} s of capture, "
+        f"{result.elapsed_s:.1f} s in all)")
+    say(f"true lag     {true_ms:.1f} ms -> difference {diff:+.1f} ms: {'OK' if good else 'FAILED'}")
+    return good
+
+
+def main(offline: bool = False) -> int:
+    start_s = round(random.uniform(5.0, 25.0), 3)
+    with ExitStack() as stack:
+        folder = tempfile.mkdtemp(prefix="audiosync-demo-")
+        stack.callback(shutil.rmtree, folder, True)
+        say(f"generating {SONG_S:.0f} s of music (chords, bass, melody, drums) ...")
+        song = make_song(SONG_S, RATE, seed=random.randrange(1 << 30))
+        path = _encode(folder, song)
+        url = _serve(stack, folder)
+        song = _decoded(path)
+        sink = None
+        if not offline:
+            sink = _pulse_sink(stack)
+            if sink is None:
+                say("PulseAudio is not available: running the same example offline")
+        if sink is None:
+            ok = _offline(folder, url, song, start_s)
+        else:
+            ok = _live(stack, url, path, song, sink, start_s)
+    return 0 if ok else 1
+
+
+def _decoded(path: str) -> np.ndarray:
+    """The song as the download side decodes it (the truth is located in this)."""
+    out = subprocess.run([ffmpeg_path(), "-hide_banner", "-loglevel", "error", "-i", path, "-ac", "1",
+                          "-ar", str(RATE), "-f", "f32le", "pipe:1"], check=True, capture_output=True).stdout
+    return np.frombuffer(out, dtype=np.float32)
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

@@ -10,6 +10,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 
+import numpy as np
+
 from audiosync.capture import capture_input_args
 from audiosync.download import input_args
 from audiosync.errors import CaptureError, InputError, JobBusyError, SilentInputError
@@ -56,7 +58,8 @@ class SyncResult:
     elapsed_s: float
     """Wall-clock seconds from the call to the answer."""
     reason: str = "confident"
-    """Why it stopped: confident, exhausted (every interval tried), capture-ended, timeout, aborted."""
+    """Why it stopped: confident, exhausted (every interval tried), capture-ended, timeout,
+    aborted; complete for :func:`audiosync.sync_files`."""
     lag_samples: int = 0
     sample_rate: int = 48000
     coefficient: float = 0.0
@@ -65,6 +68,8 @@ class SyncResult:
     """Estimated ``time.monotonic()`` of the first captured sample."""
     history: tuple[Progress, ...] = field(default=())
     """Every interval's estimate, in order."""
+    audio: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
+    """With ``keep_audio=True``: the (source, sample) arrays the answer came from."""
 
 
 def _check_options(sample_rate: int, intervals: Sequence[float], min_confidence: float,
@@ -131,7 +136,7 @@ class SyncJob:
              intervals: Sequence[float] = DEFAULT_INTERVALS, min_confidence: float = 0.95,
              timeout: float | None = None,
              on_progress: Callable[[Progress], None] | None = None,
-             use_ytdlp: bool | None = None) -> SyncResult:
+             use_ytdlp: bool | None = None, keep_audio: bool = False) -> SyncResult:
         """Record the desktop while decoding ``url`` and return the lag between them.
 
         See :func:`audiosync.sync` for the parameters.
@@ -143,7 +148,7 @@ class SyncJob:
             self._state = "running"
         try:
             return _Run(self, url, capture, sample_rate, ivals, float(min_confidence),
-                        timeout, on_progress, use_ytdlp).execute()
+                        timeout, on_progress, use_ytdlp, keep_audio).execute()
         finally:
             with self._cond:
                 self._state = "idle"
@@ -154,8 +159,9 @@ class _Run:
     """The state of one call of SyncJob.sync; everything it starts, it stops."""
 
     def __init__(self, job: SyncJob, url, capture, rate, intervals, min_confidence, timeout,
-                 on_progress, use_ytdlp):
+                 on_progress, use_ytdlp, keep_audio):
         self.job = job
+        self.keep_audio = keep_audio
         self.use_ytdlp = use_ytdlp
         self.cond = job._cond
         self.url = url
@@ -286,6 +292,7 @@ class _Run:
             interval_s=progress.interval_s, elapsed_s=time.monotonic() - self.t0,
             reason="confident", lag_samples=int(lag), sample_rate=self.rate,
             coefficient=float(coefficient), capture_started=anchor, history=tuple(self.history),
+            audio=(source, sample) if self.keep_audio else None,
         )
         if self.best is None or confidence >= self.best.confidence:
             self.best = result
@@ -302,7 +309,7 @@ class _Run:
             lag_ms=base.lag_ms, confidence=base.confidence, confident=False,
             interval_s=base.interval_s, elapsed_s=elapsed, reason=reason,
             lag_samples=base.lag_samples, sample_rate=self.rate, coefficient=base.coefficient,
-            capture_started=base.capture_started, history=tuple(self.history),
+            capture_started=base.capture_started, history=tuple(self.history), audio=base.audio,
         )
 
 

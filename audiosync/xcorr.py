@@ -76,7 +76,7 @@ def _as_signal(x: object, name: str) -> np.ndarray:
     return arr
 
 
-def cross_correlation(source: object, sample: object) -> Correlation:
+def cross_correlation(source: object, sample: object, *, linear: bool = False) -> Correlation:
     """Find where ``sample`` lies in ``source``.
 
     Parameters
@@ -87,6 +87,11 @@ def cross_correlation(source: object, sample: object) -> Correlation:
         dtypes are converted to float64 once.
     sample : array_like
         1-D real signal of at least 2 samples.
+    linear : bool
+        False (default, as the original): the transform is as long as the
+        source, so negative lags wrap onto the source's tail. True: long
+        enough (``len(source) + len(sample) - 1``) that every lag from
+        ``-(len(sample) - 1)`` to ``len(source) - 1`` is seen without wrap.
 
     Returns
     -------
@@ -106,7 +111,8 @@ def cross_correlation(source: object, sample: object) -> Correlation:
 
     Notes
     -----
-    Both signals are zero-padded to ``n = working_length(len(source))`` and
+    Both signals are zero-padded to ``n = working_length(len(source))`` (or
+    of ``len(source) + len(sample) - 1`` when ``linear``) and
     the circular cross-correlation ``irfft(rfft(source) *
     conj(rfft(sample_padded)))`` is computed with FFTW, with the GIL
     released; its largest absolute value is the peak. Peak indices past
@@ -121,7 +127,8 @@ def cross_correlation(source: object, sample: object) -> Correlation:
     if src.dtype != smp.dtype:
         src = src.astype(np.float64)
         smp = smp.astype(np.float64)
-    status, lag, coefficient = _xcorr.correlate(src, smp, working_length(src.shape[0]))
+    m, n = src.shape[0], smp.shape[0]
+    status, lag, coefficient = _xcorr.correlate(src, smp, working_length(m + n - 1 if linear else m))
     if status == _xcorr.SOURCE_NOT_FINITE:
         raise ValueError("source contains NaN or infinity")
     if status == _xcorr.SAMPLE_NOT_FINITE:

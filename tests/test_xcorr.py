@@ -277,3 +277,19 @@ def test_working_length_matches_brute_force():
 def test_kernel_refuses_a_transform_smaller_than_the_source():
     with pytest.raises(ValueError):
         _xcorr.correlate(np.ones(10), np.ones(5), 8)
+
+
+def test_linear_mode_sees_every_lag_without_wrap():
+    rng = np.random.default_rng(21)
+    source = rng.standard_normal(3000)
+    # The sample starts 900 samples before the source; the source's tail is
+    # loud noise that a circular correlation would wrap onto.
+    sample = np.concatenate([rng.standard_normal(900), source[:1100]])
+    assert cross_correlation(source, sample, linear=True).lag == -900
+    corr = signal.correlate(source, sample, mode="full", method="fft")
+    lags = signal.correlation_lags(len(source), len(sample), mode="full")
+    assert int(lags[np.argmax(np.abs(corr))]) == -900
+    # A positive lag that a circular transform of the source's length would
+    # read as negative: the sample hangs past the source's end.
+    tail = np.concatenate([source[2500:], rng.standard_normal(1500)])
+    assert cross_correlation(source, tail, linear=True).lag == 2500

@@ -1,0 +1,95 @@
+"""Offline sync of two recordings: decode both whole, then one correlation."""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+
+from audiosync.download import input_args
+from audiosync.errors import InputError, SilentInputError
+from audiosync.producer import Producer
+from audiosync.session import Progress, SyncResult
+from audiosync.xcorr import cross_correlation
+
+__all__ = ["sync_files"]
+
+# Without max_seconds, inputs are read up to this long; the buffers are
+# zero-filled lazily, so an unused capacity costs no memory.
+_DEFAULT_MAX_S = 3600.0
+
+
+def sync_files(reference: str | os.PathLike[str], other: str | os.PathLike[str], *,
+               sample_rate: int = 48000, max_seconds: float | None = None,
+               min_confidence: float = 0.95, keep_audio: bool = False) -> SyncResult:
+    """The lag of ``other`` relative to ``reference``: ``other(t) ≈ reference(t + lag_ms)``.
+
+    Parameters
+    ----------
+    reference, other : str or path
+        Anything ffmpeg reads: files of any common format, http(s) URLs,
+        YouTube pages (with ``audiosync[youtube]``).
+    sample_rate : int
+        Rate both are decoded at.
+    max_seconds : float or None
+        Read at most this many seconds of each (default: one hour).
+    min_confidence : float
+        Threshold on the confidence (|Pearson| at the peak).
+    keep_audio : bool
+        Keep the two decoded arrays in ``SyncResult.audio``.
+
+    Returns
+    -------
+    SyncResult
+        ``interval_s`` is the seconds of ``other`` used; ``reason`` is
+        ``"complete"``. Lags as large as either input is long are found.
+
+    Raises
+    ------
+    FileNotFoundError, InputError, FFmpegNotFoundError, ValueError
+    """
+    if not isinstance(sample_rate, int) or not 8000 <= sample_rate <= 192000:
+        raise ValueError(f"sample_rate must be an int from 8000 to 192000, got {sample_rate!r}")
+    if max_seconds is not None and not (math.isfinite(max_seconds) and max_seconds > 0):
+        raise ValueError(f"max_seconds must be positive, got {max_seconds!r}")
+    if not 0.0 <= float(min_confidence) <= 1.0:
+        raise ValueError(f"min_confidence must be in [0, 1], got {min_confidence!r}")
+    t0 = time.monotonic()
+    args = [input_args(reference), input_args(other)]
+    capacity = int(round((max_seconds or _DEFAULT_MAX_S) * sample_rate))
+    cond = threading.Condition()
+    producers: list[Producer] = []
+    try:
+        for name, a in zip(("reference", "other"), args):
+            producers.append(Producer(name, a, sample_rate, capacity, cond))
+        with cond:
+            cond.wait_for(lambda: all(p.done for p in producers))
+        for p, url in zip(producers, (reference, other)):
+            if p.count == 0:
+                raise InputError(f"cannot open or decode {str(url)!r}: {p.error or 'no audio in it'}")
+        ref = producers[0].buffer[: producers[0].count]
+        oth = producers[1].buffer[: producers[1].count]
+        if len(ref) < 2 or len(oth) < 2:
+            raise InputError("an input holds fewer than 2 samples of audio")
+        try:
+            if len(oth) <= len(ref):
+                lag, coefficient = cross_correlation(ref, oth, linear=True)
+            else:  # correlate the other way round and flip the sign
+                lag, coefficient = cross_correlation(oth, ref, linear=True)
+                lag = -lag
+        except SilentInputError:
+            lag, coefficient = 0, 0.0
+    finally:
+        for p in producers:
+            p.stop()
+    confidence = abs(coefficient)
+    progress = Progress(interval_s=len(oth) / sample_rate, lag_ms=1000.0 * lag / sample_rate,
+                        confidence=confidence, confident=confidence >= min_confidence,
+                        downloaded_s=len(ref) / sample_rate)
+    return SyncResult(
+        lag_ms=progress.lag_ms, confidence=confidence, confident=progress.confident,
+        interval_s=progress.interval_s, elapsed_s=time.monotonic() - t0, reason="complete",
+        lag_samples=int(lag), sample_rate=sample_rate, coefficient=float(coefficient),
+        history=(progress,), audio=(ref, oth) if keep_audio else None,
+    )

@@ -1,0 +1,82 @@
+"""A picture of a sync result: the correlation curve and the two aligned waveforms."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from audiosync.errors import MissingExtraError
+from audiosync.session import SyncResult
+
+__all__ = ["plot_result"]
+
+_WINDOW_S = 0.25  # seconds of aligned waveform shown around the match
+_MAX_POINTS = 4000  # points drawn of the correlation curve
+
+
+def _correlation(source: np.ndarray, sample: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Normalized linear cross-correlation and its lags (samples), by numpy."""
+    n = len(source) + len(sample) - 1
+    size = 1 << (n - 1).bit_length()
+    corr = np.fft.irfft(np.fft.rfft(source, size) * np.conj(np.fft.rfft(sample, size)), size)
+    lags = np.concatenate([np.arange(0, len(source)), np.arange(-(len(sample) - 1), 0)])
+    values = np.concatenate([corr[: len(source)], corr[size - (len(sample) - 1):]])
+    order = np.argsort(lags)
+    norm = np.sqrt(np.dot(source, source) * np.dot(sample, sample)) or 1.0
+    return lags[order], values[order] / norm
+
+
+def plot_result(result: SyncResult, path: str | os.PathLike[str], title: str | None = None) -> None:
+    """Write a PNG of ``result`` (which needs ``keep_audio=True``) to ``path``.
+
+    Top: the correlation against the lag in ms with the chosen peak marked.
+    Bottom: the two signals around the match, aligned by the lag.
+    Needs matplotlib: ``pip install 'audiosync[plot]'``.
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise MissingExtraError("plots need matplotlib: pip install 'audiosync[plot]'") from None
+    if result.audio is None:
+        raise ValueError("the result holds no audio: run the sync with keep_audio=True")
+    source = np.asarray(result.audio[0], dtype=np.float64)
+    sample = np.asarray(result.audio[1], dtype=np.float64)
+    rate = result.sample_rate
+    lags, corr = _correlation(source, sample)
+    step = max(1, len(lags) // _MAX_POINTS)
+    # Keep each block's extreme so decimation never hides the peak.
+    blocks = len(lags) // step
+    idx = np.abs(corr[: blocks * step]).reshape(blocks, step).argmax(axis=1) + np.arange(blocks) * step
+
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 6.5), constrained_layout=True)
+    top.plot(1000 * lags[idx] / rate, corr[idx], lw=0.7, color="#345")
+    peak = int(np.searchsorted(lags, result.lag_samples))
+    peak = min(peak, len(corr) - 1)
+    top.plot(result.lag_ms, corr[peak], "o", color="#d33", ms=7, label=f"peak: {result.lag_ms:.1f} ms")
+    top.set_xlabel("lag (ms): other(t) ≈ reference(t + lag)")
+    top.set_ylabel("normalized correlation")
+    verdict = "confident" if result.confident else "not confident"
+    top.set_title(title or f"lag {result.lag_ms:.1f} ms, confidence {result.confidence:.3f} ({verdict})")
+    top.legend(loc="upper right")
+
+    half = int(_WINDOW_S * rate / 2)
+    lag = result.lag_samples
+    # Middle of the overlap, in the sample's time.
+    lo, hi = max(0, -lag), min(len(sample), len(source) - lag)
+    centre = (lo + hi) // 2 if hi > lo else 0
+    i0, i1 = max(0, centre - half), min(len(sample), centre + half)
+    j0, j1 = i0 + lag, i1 + lag
+    t = 1000 * np.arange(i0, i1) / rate
+    scale = lambda x: x / (np.max(np.abs(x)) or 1.0)  # noqa: E731
+    bottom.plot(t, scale(sample[i0:i1]), lw=0.8, label="other (capture)")
+    if 0 <= j0 and j1 <= len(source):
+        bottom.plot(t, scale(source[j0:j1]), lw=0.8, alpha=0.75, label="reference shifted by the lag")
+    bottom.set_xlabel("time in the other recording (ms)")
+    bottom.set_ylabel("amplitude (scaled)")
+    bottom.legend(loc="upper right")
+    fig.savefig(os.fspath(path), dpi=100)
+    plt.close(fig)
