@@ -133,10 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.debug:
         logging.basicConfig(level=logging.DEBUG, format="audiosync %(levelname)s: %(message)s")
-    elif args.command != "setup":
-        logging.basicConfig(level=logging.WARNING, format="audiosync: %(message)s")
     else:
-        logging.basicConfig(level=logging.INFO, format="audiosync: %(message)s")
+        logging.basicConfig(level=logging.WARNING, format="audiosync: %(message)s")
     try:
         if args.command == "files":
             return _files(args)

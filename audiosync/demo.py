@@ -109,17 +109,8 @@ def _pulse_sink(stack: ExitStack) -> str | None:
 def _live(stack: ExitStack, url: str, path: str, song: np.ndarray, sink: str, start_s: float) -> bool:
     from audiosync.control import sync
 
-    say(f"playing the song into '{sink}' from {start_s:.2f} s (ffmpeg, real time)")
-    player = subprocess.Popen(
-        [ffmpeg_path(), "-hide_banner", "-loglevel", "error", "-nostdin", "-re", "-ss", f"{start_s:.3f}",
-         "-i", path, "-f", "pulse", "-device", sink, "audiosync demo player"],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    def stop_player():
-        player.terminate()
-        player.wait()
-
-    stack.callback(stop_player)
+    say(f"playing the song into '{sink}' from {start_s:.2f} s (ffmpeg decodes, pacat plays)")
+    _play(stack, path, sink, start_s)
     # The truth: a parallel recording of the same sink, located in the song.
     cond = threading.Condition()
     truth = Producer("truth", ["-f", "pulse", "-i", f"{sink}.monitor"], RATE, int(40 * RATE), cond)
@@ -136,6 +127,27 @@ def _live(stack: ExitStack, url: str, path: str, song: np.ndarray, sink: str, st
     where, coefficient = cross_correlation(song, recorded[2 * RATE : 8 * RATE])
     true_ms = 1000 * (where - 2 * RATE) / RATE + 1000 * (result.capture_started - truth.anchor)
     return _verdict(result, true_ms)
+
+
+def _play(stack: ExitStack, path: str, sink: str, start_s: float) -> None:
+    """Decode with ffmpeg and play with pacat, which the sink's clock paces, like a real player."""
+    decoder = subprocess.Popen(
+        [ffmpeg_path(), "-hide_banner", "-loglevel", "error", "-nostdin", "-ss", f"{start_s:.3f}", "-i", path,
+         "-ac", "2", "-ar", str(RATE), "-f", "f32le", "pipe:1"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    player = subprocess.Popen(
+        ["pacat", "--playback", "--raw", "--format=float32le", f"--rate={RATE}", "--channels=2",
+         f"--device={sink}", "--client-name=audiosync-demo-player"],
+        stdin=decoder.stdout, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    decoder.stdout.close()  # pacat holds the pipe now
+
+    def stop():
+        for proc in (player, decoder):
+            if proc.poll() is None:
+                proc.terminate()
+            proc.wait()
+
+    stack.callback(stop)
 
 
 def _offline(folder: str, url: str, song: np.ndarray, start_s: float) -> bool:

@@ -74,19 +74,26 @@ def pulse(monkeypatch):
 
 
 class Player:
-    """ffmpeg playing a file into a sink, in real time, from ``start_s``."""
+    """A file played into a sink from ``start_s``: ffmpeg decodes, pacat plays at the sink's pace."""
 
     def __init__(self, path, sink: str, start_s: float = 0.0, name: str = "TestPlayer"):
-        self.proc = subprocess.Popen(
-            ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-re", "-ss", f"{start_s:.3f}",
-             "-i", str(path), "-f", "pulse", "-device", sink, name],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        self.decoder = subprocess.Popen(
+            ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-ss", f"{start_s:.3f}",
+             "-i", str(path), "-ac", "2", "-ar", str(RATE), "-f", "f32le", "pipe:1"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
         )
+        self.player = subprocess.Popen(
+            ["pacat", "--playback", "--raw", "--format=float32le", f"--rate={RATE}", "--channels=2",
+             f"--device={sink}", f"--property=application.name={name}"],
+            stdin=self.decoder.stdout, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        self.decoder.stdout.close()
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-        self.proc.wait(timeout=5)
+        for proc in (self.player, self.decoder):
+            if proc.poll() is None:
+                proc.terminate()
+            proc.wait(timeout=5)
 
 
 @pytest.fixture
