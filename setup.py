@@ -69,7 +69,7 @@ extensions = [
         ["audiosync/_xcorr.pyx"],
         include_dirs=[*include_dirs, numpy.get_include()],
         library_dirs=library_dirs,
-        libraries=["fftw3"],
+        libraries=["fftw3f", "fftw3"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=["-O3"] if sys.platform != "win32" else [],
     )

@@ -2,8 +2,9 @@
 """FFTW cross-correlation kernel (private; use audiosync.cross_correlation).
 
 The kernel trusts its inputs: audiosync/xcorr.py checks shapes, dtypes and
-lengths first.  Everything from the first copy into FFTW's buffers to the
-Pearson coefficient runs with the GIL released.
+lengths first and maps the status codes returned here to exceptions.
+Everything from the first copy into FFTW's buffers to the Pearson
+coefficient runs with the GIL released.
 """
 
 cimport cython
@@ -11,73 +12,132 @@ from cpython.pythread cimport (
     PyThread_type_lock, PyThread_allocate_lock, PyThread_acquire_lock,
     PyThread_release_lock, WAIT_LOCK,
 )
-from libc.math cimport sqrt
+from libc.math cimport sqrt, log2
 from libc.string cimport memset
 
 from audiosync._fftw cimport (
-    fftw_plan, fftw_complex, fftw_plan_dft_r2c_1d, fftw_plan_dft_c2r_1d,
-    fftw_destroy_plan, fftw_execute_dft_r2c,
-    fftw_execute_dft_c2r, fftw_malloc, fftw_free, fftw_version as _c_version,
-    FFTW_ESTIMATE,
+    fftw_plan, fftwf_plan, fftw_complex, fftwf_complex,
+    fftw_plan_dft_r2c_1d, fftw_plan_dft_c2r_1d, fftw_destroy_plan, fftw_set_timelimit,
+    fftwf_plan_dft_r2c_1d, fftwf_plan_dft_c2r_1d, fftwf_destroy_plan, fftwf_set_timelimit,
+    fftw_execute_dft_r2c, fftw_execute_dft_c2r, fftwf_execute_dft_r2c, fftwf_execute_dft_c2r,
+    fftw_export_wisdom_to_filename, fftw_import_wisdom_from_filename, fftw_forget_wisdom,
+    fftwf_export_wisdom_to_filename, fftwf_import_wisdom_from_filename, fftwf_forget_wisdom,
+    fftw_malloc, fftw_free, fftw_version as _c_version,
+    FFTW_MEASURE, FFTW_ESTIMATE, FFTW_PATIENT, FFTW_WISDOM_ONLY,
 )
 
-ctypedef fused real_t:
+import time
+
+ctypedef fused real_t:  # the caller's samples
     short
     float
     double
 
-# Status codes returned by the nogil kernel; xcorr.py maps them to exceptions.
+ctypedef fused fft_t:  # the transform's precision
+    float
+    double
+
+# Status codes returned by the nogil kernels; xcorr.py maps them to exceptions.
 cdef enum:
     ST_OK = 0
     ST_SOURCE_NOT_FINITE = 1
     ST_SAMPLE_NOT_FINITE = 2
     ST_SILENT = 3
+    ST_NEED_DOUBLE = 4
+    ST_NO_MEMORY = 5
 
 OK = ST_OK
 SOURCE_NOT_FINITE = ST_SOURCE_NOT_FINITE
 SAMPLE_NOT_FINITE = ST_SAMPLE_NOT_FINITE
 SILENT = ST_SILENT
+NEED_DOUBLE = ST_NEED_DOUBLE
+NO_MEMORY = ST_NO_MEMORY
 
 cdef enum:
-    # Plans kept per transform size; the least recently used is dropped beyond.
+    # Plans kept per (size, precision); the least recently used is dropped beyond.
     PLAN_CACHE_SIZE = 32
+    # Near-ties of a single-precision peak settled exactly, at most this many.
+    MAX_CANDIDATES = 32
 
-# FFTW_ESTIMATE plans in well under 0.1 s at every size we meet; FFTW_MEASURE
-# took seconds to minutes at audio sizes here and, under a time limit, was
-# sometimes slower than the estimate.  A live sync cannot stall on planning.
-cdef unsigned PLANNER_FLAGS = FFTW_ESTIMATE
 # A sum of squared deviations this small relative to the sum of squares is
 # rounding noise around a constant: the overlap is silent.
 cdef double SILENCE_RATIO = 1e-20
+# Single-precision correlation values are within about
+# eps * log2(n) * |x| * |y| of the exact ones; this factor is the margin.
+cdef double FLOAT_EPS = 5.96e-08
+cdef double FLOAT_ERROR_FACTOR = 8.0
+
+EFFORTS = {"estimate": FFTW_ESTIMATE, "measure": FFTW_MEASURE, "patient": FFTW_PATIENT}
 
 fftw_version = (<bytes>_c_version).decode("ascii")
 
-# FFTW's planner is not thread-safe: every call that plans, destroys a plan or
-# changes a global planner setting holds this one lock.  Execution does not.
+# FFTW's planner is not thread-safe: every call that plans, destroys a plan,
+# touches wisdom or changes a global planner setting holds this one lock.
+# Execution does not.
 cdef PyThread_type_lock _planner_lock = PyThread_allocate_lock()
 if _planner_lock == NULL:
     raise MemoryError("cannot allocate the FFTW planner lock")
 
+cdef unsigned _effort = FFTW_ESTIMATE
+cdef double _time_limit = -1.0  # FFTW_NO_TIMELIMIT
+
+
+def set_effort(str name, time_limit=None):
+    """Planner effort for sizes not in the wisdom: estimate, measure or patient."""
+    global _effort, _time_limit
+    _effort = EFFORTS[name]
+    _time_limit = -1.0 if time_limit is None else float(time_limit)
+
+
+def get_effort():
+    return next(k for k, v in EFFORTS.items() if v == _effort), (None if _time_limit < 0 else _time_limit)
+
 
 cdef class _Plans:
-    """The forward and inverse in-place real transforms of one size."""
-    cdef fftw_plan r2c
-    cdef fftw_plan c2r
+    """Forward and inverse in-place real transforms of one size and precision."""
+    cdef void *r2c
+    cdef void *c2r
     cdef readonly Py_ssize_t n
+    cdef readonly bint single
+    cdef readonly double planning_s
+    cdef readonly bint from_wisdom
 
-    def __cinit__(self, Py_ssize_t n):
+    def __cinit__(self, Py_ssize_t n, bint single):
         cdef int size = <int>n
-        cdef unsigned flags = PLANNER_FLAGS
-        # Plan on scratch memory: planning may overwrite its arrays.
-        cdef double *scratch = <double *>fftw_malloc(sizeof(double) * 2 * (n // 2 + 1))
+        cdef size_t elem = sizeof(float) if single else sizeof(double)
+        cdef unsigned effort = _effort
+        cdef double limit = _time_limit
+        cdef unsigned known = FFTW_MEASURE | FFTW_WISDOM_ONLY
+        # Plan on scratch memory: measuring overwrites its arrays.
+        cdef void *scratch = fftw_malloc(elem * 2 * (n // 2 + 1))
         self.n = n
+        self.single = single
         if scratch == NULL:
             raise MemoryError(f"cannot allocate {n} samples for FFTW")
+        t0 = time.perf_counter()
         with nogil:
             PyThread_acquire_lock(_planner_lock, WAIT_LOCK)
-            self.r2c = fftw_plan_dft_r2c_1d(size, scratch, <fftw_complex *>scratch, flags)
-            self.c2r = fftw_plan_dft_c2r_1d(size, <fftw_complex *>scratch, scratch, flags)
+            if single:
+                fftwf_set_timelimit(limit)
+                # Wisdom first: instant when this size was measured before.
+                self.r2c = fftwf_plan_dft_r2c_1d(size, <float *>scratch, <fftwf_complex *>scratch, known)
+                self.c2r = fftwf_plan_dft_c2r_1d(size, <fftwf_complex *>scratch, <float *>scratch, known)
+                self.from_wisdom = self.r2c != NULL and self.c2r != NULL
+                if self.r2c == NULL:
+                    self.r2c = fftwf_plan_dft_r2c_1d(size, <float *>scratch, <fftwf_complex *>scratch, effort)
+                if self.c2r == NULL:
+                    self.c2r = fftwf_plan_dft_c2r_1d(size, <fftwf_complex *>scratch, <float *>scratch, effort)
+            else:
+                fftw_set_timelimit(limit)
+                self.r2c = fftw_plan_dft_r2c_1d(size, <double *>scratch, <fftw_complex *>scratch, known)
+                self.c2r = fftw_plan_dft_c2r_1d(size, <fftw_complex *>scratch, <double *>scratch, known)
+                self.from_wisdom = self.r2c != NULL and self.c2r != NULL
+                if self.r2c == NULL:
+                    self.r2c = fftw_plan_dft_r2c_1d(size, <double *>scratch, <fftw_complex *>scratch, effort)
+                if self.c2r == NULL:
+                    self.c2r = fftw_plan_dft_c2r_1d(size, <fftw_complex *>scratch, <double *>scratch, effort)
             PyThread_release_lock(_planner_lock)
+        self.planning_s = time.perf_counter() - t0
         fftw_free(scratch)
         if self.r2c == NULL or self.c2r == NULL:
             raise MemoryError(f"FFTW could not plan a transform of {n} samples")
@@ -85,31 +145,42 @@ cdef class _Plans:
     def __dealloc__(self):
         with nogil:
             PyThread_acquire_lock(_planner_lock, WAIT_LOCK)
-            if self.r2c != NULL:
-                fftw_destroy_plan(self.r2c)
-            if self.c2r != NULL:
-                fftw_destroy_plan(self.c2r)
+            if self.single:
+                if self.r2c != NULL:
+                    fftwf_destroy_plan(<fftwf_plan>self.r2c)
+                if self.c2r != NULL:
+                    fftwf_destroy_plan(<fftwf_plan>self.c2r)
+            else:
+                if self.r2c != NULL:
+                    fftw_destroy_plan(<fftw_plan>self.r2c)
+                if self.c2r != NULL:
+                    fftw_destroy_plan(<fftw_plan>self.c2r)
             PyThread_release_lock(_planner_lock)
 
 
 cdef dict _cache = {}
+_planning = {"plans": 0, "seconds": 0.0, "from_wisdom": 0}
 
 
-cdef _Plans _plans_for(Py_ssize_t n):
+cdef _Plans _plans_for(Py_ssize_t n, bint single):
     # Dict operations are atomic under the GIL; two threads may both plan a
     # new size, and the loser's plans are simply dropped.
-    cdef _Plans plans = _cache.pop(n, None)
+    key = (n, single)
+    cdef _Plans plans = _cache.pop(key, None)
     if plans is None:
-        plans = _Plans(n)
-    _cache[n] = plans  # most recently used last
+        plans = _Plans(n, single)
+        _planning["plans"] += 1
+        _planning["seconds"] += plans.planning_s
+        _planning["from_wisdom"] += plans.from_wisdom
+    _cache[key] = plans  # most recently used last
     while len(_cache) > PLAN_CACHE_SIZE:
         del _cache[next(iter(_cache))]
     return plans
 
 
 def cached_sizes():
-    """Transform sizes with plans in the cache, least recently used first."""
-    return list(_cache)
+    """Transform sizes with plans in the cache (both precisions), least recently used first."""
+    return [n for n, _ in _cache]
 
 
 def clear_plans():
@@ -117,82 +188,99 @@ def clear_plans():
     _cache.clear()
 
 
-# All indices below are bounded by the lengths the caller checked, and none
-# is negative, so bounds and wraparound checks would only cost time.
-@cython.boundscheck(False)
-@cython.wraparound(False)
-@cython.cdivision(True)  # divisors are overlap sizes >= 1 and sqrt of positives
-cdef int _kernel(const real_t[:] source, const real_t[:] sample,
-                 fftw_plan r2c, fftw_plan c2r, Py_ssize_t n,
-                 double *a, double *b,
-                 Py_ssize_t *lag_out, double *coef_out) noexcept nogil:
-    cdef Py_ssize_t m = source.shape[0]
-    cdef Py_ssize_t ns = sample.shape[0]
-    cdef Py_ssize_t nc = n // 2 + 1
-    cdef Py_ssize_t i, k, peak, lag, length, off_src, off_smp
-    cdef double v, check_src = 0.0, check_smp = 0.0
-    cdef double ar, ai, br, bi, best, mx, my, dx, dy, sxx, syy, sxy, qx, qy
+def planning_stats():
+    """Plans made, seconds spent planning, and how many came from wisdom."""
+    return dict(_planning)
 
-    # Copy into FFTW's aligned buffers with zero padding.  v * 0.0 is NaN
-    # exactly when v is NaN or infinite, so the sums flag bad input for free.
+
+def plan(Py_ssize_t n, bint single):
+    """Make (or find) the plans of size n; return the seconds spent planning."""
+    return _plans_for(n, single).planning_s
+
+
+def import_wisdom(bytes path, bint single):
+    cdef const char *p = path
+    cdef int ok
+    with nogil:
+        PyThread_acquire_lock(_planner_lock, WAIT_LOCK)
+        ok = fftwf_import_wisdom_from_filename(p) if single else fftw_import_wisdom_from_filename(p)
+        PyThread_release_lock(_planner_lock)
+    return bool(ok)
+
+
+def export_wisdom(bytes path, bint single):
+    cdef const char *p = path
+    cdef int ok
+    with nogil:
+        PyThread_acquire_lock(_planner_lock, WAIT_LOCK)
+        ok = fftwf_export_wisdom_to_filename(p) if single else fftw_export_wisdom_to_filename(p)
+        PyThread_release_lock(_planner_lock)
+    return bool(ok)
+
+
+def forget_wisdom():
+    with nogil:
+        PyThread_acquire_lock(_planner_lock, WAIT_LOCK)
+        fftw_forget_wisdom()
+        fftwf_forget_wisdom()
+        PyThread_release_lock(_planner_lock)
+
+
+# --- the nogil pieces ---------------------------------------------------------
+
+cdef inline void _r2c(void *plan, fft_t *buf) noexcept nogil:
+    if fft_t is float:
+        fftwf_execute_dft_r2c(<fftwf_plan>plan, buf, <fftwf_complex *>buf)
+    else:
+        fftw_execute_dft_r2c(<fftw_plan>plan, buf, <fftw_complex *>buf)
+
+
+cdef inline void _c2r(void *plan, fft_t *buf) noexcept nogil:
+    if fft_t is float:
+        fftwf_execute_dft_c2r(<fftwf_plan>plan, <fftwf_complex *>buf, buf)
+    else:
+        fftw_execute_dft_c2r(<fftw_plan>plan, <fftw_complex *>buf, buf)
+
+
+@cython.boundscheck(False)  # i < len(x) <= total, checked by the callers
+@cython.wraparound(False)   # no negative index
+cdef int _load(const real_t[:] x, fft_t *buf, Py_ssize_t total, double *sumsq) noexcept nogil:
+    """Copy x into buf zero-padded to total; return 1 when x holds NaN or infinity."""
+    cdef Py_ssize_t i, m = x.shape[0]
+    cdef double v, check = 0.0, sq = 0.0
     for i in range(m):
-        v = source[i]
-        a[i] = v
-        check_src += v * 0.0
-    memset(a + m, 0, sizeof(double) * (2 * nc - m))
-    for i in range(ns):
-        v = sample[i]
-        b[i] = v
-        check_smp += v * 0.0
-    memset(b + ns, 0, sizeof(double) * (2 * nc - ns))
-    if check_src != 0.0:
-        return ST_SOURCE_NOT_FINITE
-    if check_smp != 0.0:
-        return ST_SAMPLE_NOT_FINITE
+        v = x[i]
+        buf[i] = <fft_t>v
+        # v * 0.0 is NaN exactly when v is NaN or infinite.
+        check += v * 0.0
+        sq += v * v
+    memset(buf + m, 0, sizeof(fft_t) * (total - m))
+    sumsq[0] = sq
+    return check != 0.0
 
-    fftw_execute_dft_r2c(r2c, a, <fftw_complex *>a)
-    fftw_execute_dft_r2c(r2c, b, <fftw_complex *>b)
-    # a <- a * conj(b), interleaved real/imaginary pairs.
-    for k in range(nc):
-        ar = a[2 * k]
-        ai = a[2 * k + 1]
-        br = b[2 * k]
-        bi = b[2 * k + 1]
-        a[2 * k] = ar * br + ai * bi
-        a[2 * k + 1] = ai * br - ar * bi
-    fftw_execute_dft_c2r(c2r, <fftw_complex *>a, a)
 
-    # Peak of |correlation|; the first one wins a tie.
-    peak = 0
-    best = -1.0
-    for k in range(n):
-        v = a[k] if a[k] >= 0 else -a[k]
-        if v > best:
-            best = v
-            peak = k
-    # Indices past n - ns are where the sample starts before the source.
-    lag = peak - n if peak > n - ns else peak
-    lag_out[0] = lag
-
-    # Pearson over the overlap only, read in place through offsets.
+@cython.boundscheck(False)  # offsets and lengths come from the overlap computed here
+@cython.wraparound(False)
+@cython.cdivision(True)     # length >= 2, square roots of positives
+cdef int _pearson(const real_t[:] source, const real_t[:] sample, Py_ssize_t lag,
+                  double *coef_out) noexcept nogil:
+    """Pearson over the overlap at lag, read in place through offsets."""
+    cdef Py_ssize_t m = source.shape[0], ns = sample.shape[0]
+    cdef Py_ssize_t i, length, off_src, off_smp
+    cdef double v, mx = 0.0, my = 0.0, dx, dy, sxx = 0.0, syy = 0.0, sxy = 0.0, qx = 0.0, qy = 0.0
     if lag >= 0:
-        off_src = lag
-        off_smp = 0
+        off_src, off_smp = lag, 0
         length = min(ns, m - lag)
     else:
-        off_src = 0
-        off_smp = -lag
+        off_src, off_smp = 0, -lag
         length = min(ns + lag, m)
     if length < 2:
         return ST_SILENT
-    mx = 0.0
-    my = 0.0
     for i in range(length):
         mx += sample[off_smp + i]
         my += source[off_src + i]
     mx /= length
     my /= length
-    sxx = syy = sxy = qx = qy = 0.0
     for i in range(length):
         v = sample[off_smp + i]
         dx = v - mx
@@ -210,30 +298,166 @@ cdef int _kernel(const real_t[:] source, const real_t[:] sample,
     return ST_OK
 
 
-def correlate(const real_t[:] source, const real_t[:] sample, Py_ssize_t n):
-    """Return (status, lag, coefficient) for checked 1-D inputs of one dtype.
+@cython.boundscheck(False)  # (i + k) % n < n, and j < m is tested
+@cython.wraparound(False)
+cdef double _exact_at(const real_t[:] source, const real_t[:] sample, Py_ssize_t k,
+                      Py_ssize_t n) noexcept nogil:
+    """The circular correlation at index k, in double, straight from the samples."""
+    cdef Py_ssize_t i, j, m = source.shape[0]
+    cdef double acc = 0.0
+    for i in range(sample.shape[0]):
+        j = (i + k) % n
+        if j < m:
+            acc += <double>sample[i] * <double>source[j]
+    return acc
 
-    ``n`` is the transform size, at least ``len(source)`` (checked here: a
-    smaller one would write past the buffers).
+
+cdef inline Py_ssize_t _lag_of(Py_ssize_t k, Py_ssize_t n, Py_ssize_t ns) noexcept nogil:
+    # Indices past n - ns are where the sample starts before the source.
+    return k - n if k > n - ns else k
+
+
+@cython.boundscheck(False)  # every index is clipped to [0, n) below
+@cython.wraparound(False)
+@cython.cdivision(True)
+cdef int _correlate(const real_t[:] source, const real_t[:] sample, fft_t *spectrum, fft_t *b,
+                    void *r2c, void *c2r, Py_ssize_t n, double source_sumsq,
+                    Py_ssize_t lo, Py_ssize_t hi, bint refine,
+                    Py_ssize_t *lag_out, double *coef_out) noexcept nogil:
+    cdef Py_ssize_t m = source.shape[0], ns = sample.shape[0], nc = n // 2 + 1
+    cdef Py_ssize_t k, r, lag, peak = 0, ncand = 0
+    cdef Py_ssize_t[2] start, stop
+    cdef Py_ssize_t[MAX_CANDIDATES] cand
+    cdef double sample_sumsq, v, best = -1.0, tol, exact, best_exact
+    cdef fft_t ar, ai, br, bi
+
+    if _load(sample, b, 2 * nc, &sample_sumsq):
+        return ST_SAMPLE_NOT_FINITE
+    _r2c(r2c, b)
+    # b <- spectrum * conj(b), interleaved real/imaginary pairs; the
+    # source's spectrum is left as it is, for the next sample.
+    for k in range(nc):
+        ar = spectrum[2 * k]
+        ai = spectrum[2 * k + 1]
+        br = b[2 * k]
+        bi = b[2 * k + 1]
+        b[2 * k] = ar * br + ai * bi
+        b[2 * k + 1] = ai * br - ar * bi
+    _c2r(c2r, b)
+
+    # Allowed lags, with at least 2 samples of overlap: [lo, hi] of
+    # [-(ns - 2), m - 2], as two index ranges (positive, then negative lags).
+    lo = max(lo, -(ns - 2))
+    hi = min(hi, m - 2, n - ns)
+    start[0] = max(lo, 0)
+    stop[0] = hi + 1
+    start[1] = n + lo if lo < 0 else n
+    stop[1] = n + min(hi, -1) + 1 if lo < 0 else n
+    # Peak of |correlation|; the first one wins a tie.
+    for r in range(2):
+        for k in range(start[r], stop[r]):
+            v = b[k] if b[k] >= 0 else -b[k]
+            if v > best:
+                best = v
+                peak = k
+    if best < 0:
+        return ST_SILENT  # no allowed lag
+
+    if refine:
+        # Single precision cannot tell apart peaks closer than its rounding:
+        # settle every near-tie with the exact double-precision sum.
+        tol = FLOAT_EPS * FLOAT_ERROR_FACTOR * log2(<double>n) * sqrt(source_sumsq * sample_sumsq) * n
+        for r in range(2):
+            for k in range(start[r], stop[r]):
+                v = b[k] if b[k] >= 0 else -b[k]
+                if v >= best - tol:
+                    if ncand == MAX_CANDIDATES:
+                        return ST_NEED_DOUBLE
+                    cand[ncand] = k
+                    ncand += 1
+        if ncand > 1:
+            best_exact = -1.0
+            for r in range(ncand):
+                exact = _exact_at(source, sample, cand[r], n)
+                exact = exact if exact >= 0 else -exact
+                if exact > best_exact:
+                    best_exact = exact
+                    peak = cand[r]
+
+    lag = _lag_of(peak, n, ns)
+    lag_out[0] = lag
+    return _pearson(source, sample, lag, coef_out)
+
+
+# --- the Python-facing kernel ---------------------------------------------------
+
+cdef class Spectrum:
+    """The forward transform of a source, kept to correlate several samples against."""
+    cdef void *data
+    cdef readonly _Plans plans
+    cdef readonly Py_ssize_t n
+    cdef readonly Py_ssize_t m
+    cdef readonly bint single
+    cdef readonly double sumsq
+    cdef readonly object source  # the samples, read again for Pearson
+
+    def __dealloc__(self):
+        fftw_free(self.data)
+
+
+def spectrum(const real_t[:] source, Py_ssize_t n, bint single, object owner):
+    """Return (status, Spectrum or None) of ``source`` zero-padded to ``n``.
+
+    ``owner`` is the array behind ``source``, kept alive with the spectrum.
     """
-    if n < source.shape[0] or source.shape[0] < sample.shape[0]:
-        raise ValueError("need len(sample) <= len(source) <= n")
-    cdef _Plans plans = _plans_for(n)
     cdef Py_ssize_t nbuf = 2 * (n // 2 + 1)
-    cdef Py_ssize_t lag = 0
+    cdef int status = 0
+    cdef double sq = 0.0
+    if n < source.shape[0] or n < 2 or source.shape[0] < 2:
+        raise ValueError("need 2 <= len(source) <= n")
+    cdef _Plans plans = _plans_for(n, single)
+    cdef Spectrum spec = Spectrum.__new__(Spectrum)
+    spec.data = fftw_malloc((sizeof(float) if single else sizeof(double)) * nbuf)
+    if spec.data == NULL:
+        return ST_NO_MEMORY, None
+    spec.plans, spec.n, spec.m, spec.single, spec.source = plans, n, source.shape[0], single, owner
+    with nogil:
+        if single:
+            status = _load(source, <float *>spec.data, nbuf, &sq)
+            if not status:
+                _r2c(plans.r2c, <float *>spec.data)
+        else:
+            status = _load(source, <double *>spec.data, nbuf, &sq)
+            if not status:
+                _r2c(plans.r2c, <double *>spec.data)
+    spec.sumsq = sq
+    return (ST_SOURCE_NOT_FINITE, None) if status else (ST_OK, spec)
+
+
+def correlate(Spectrum spec, const real_t[:] source, const real_t[:] sample,
+              Py_ssize_t lo, Py_ssize_t hi, bint refine):
+    """Return (status, lag, coefficient) of ``sample`` against the source of ``spec``.
+
+    ``source`` must be the samples ``spec`` was made from, of the sample's
+    dtype; lags are searched in [lo, hi].
+    """
+    cdef Py_ssize_t n = spec.n, lag = 0
     cdef double coef = 0.0
     cdef int status
-    # Each call owns its buffers, so concurrent calls share only the plans.
-    cdef double *a = <double *>fftw_malloc(sizeof(double) * nbuf)
-    cdef double *b = <double *>fftw_malloc(sizeof(double) * nbuf)
-    if a == NULL or b == NULL:
-        fftw_free(a)
-        fftw_free(b)
-        raise MemoryError(f"cannot allocate 2 x {nbuf} samples for the correlation")
+    if source.shape[0] != spec.m or sample.shape[0] > n or sample.shape[0] < 2:
+        raise ValueError("the source is not the spectrum's, or the sample does not fit")
+    # Each call owns its buffer, so concurrent calls share only plans and spectrum.
+    cdef void *b = fftw_malloc((sizeof(float) if spec.single else sizeof(double)) * 2 * (n // 2 + 1))
+    if b == NULL:
+        return ST_NO_MEMORY, 0, 0.0
     try:
         with nogil:
-            status = _kernel(source, sample, plans.r2c, plans.c2r, n, a, b, &lag, &coef)
+            if spec.single:
+                status = _correlate(source, sample, <float *>spec.data, <float *>b, spec.plans.r2c,
+                                    spec.plans.c2r, n, spec.sumsq, lo, hi, refine, &lag, &coef)
+            else:
+                status = _correlate(source, sample, <double *>spec.data, <double *>b, spec.plans.r2c,
+                                    spec.plans.c2r, n, spec.sumsq, lo, hi, 0, &lag, &coef)
     finally:
-        fftw_free(a)
         fftw_free(b)
     return status, lag, coef

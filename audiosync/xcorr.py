@@ -10,7 +10,7 @@ import numpy as np
 from audiosync import _xcorr
 from audiosync.errors import SilentInputError
 
-__all__ = ["Correlation", "cross_correlation", "working_length"]
+__all__ = ["Correlation", "Correlator", "cross_correlation", "working_length"]
 
 # dtypes the kernel reads directly; anything else is converted to float64 once.
 _KERNEL_DTYPES = (np.dtype(np.float64), np.dtype(np.float32), np.dtype(np.int16))
@@ -76,7 +76,87 @@ def _as_signal(x: object, name: str) -> np.ndarray:
     return arr
 
 
-def cross_correlation(source: object, sample: object, *, linear: bool = False) -> Correlation:
+_PRECISIONS = ("single", "double")
+
+
+class Correlator:
+    """Correlate one or more samples against one source, transforming the source once.
+
+    Parameters
+    ----------
+    source : array_like
+        1-D real signal (see :func:`cross_correlation`).
+    max_sample_length : int, optional
+        The longest sample to come; needed (and only used) with ``linear``.
+        Defaults to the source's length.
+    linear : bool
+        See :func:`cross_correlation`.
+    precision : {"single", "double"}
+        See :func:`cross_correlation`.
+    """
+
+    def __init__(self, source: object, *, max_sample_length: int | None = None,
+                 linear: bool = False, precision: str = "single"):
+        if precision not in _PRECISIONS:
+            raise ValueError(f"precision must be 'single' or 'double', got {precision!r}")
+        src = _as_signal(source, "source")
+        m = src.shape[0]
+        longest = m if max_sample_length is None else int(max_sample_length)
+        if not 2 <= longest <= m:
+            raise ValueError(f"max_sample_length must be from 2 to len(source) = {m}, got {max_sample_length!r}")
+        self.source = src
+        self.linear = linear
+        self.precision = precision
+        self.max_sample_length = longest
+        self.n = working_length(m + longest - 1 if linear else m)
+        self._spectra: dict[str, object] = {}
+
+    def _spectrum(self, precision: str):
+        spec = self._spectra.get(precision)
+        if spec is None:
+            status, spec = _xcorr.spectrum(self.source, self.n, precision == "single", self.source)
+            if status == _xcorr.SOURCE_NOT_FINITE:
+                raise ValueError("source contains NaN or infinity")
+            if status == _xcorr.NO_MEMORY:
+                raise MemoryError(f"cannot allocate a transform of {self.n} samples")
+            self._spectra[precision] = spec
+        return spec
+
+    def __call__(self, sample: object, *, lags: tuple[int, int] | None = None) -> Correlation:
+        """Find where ``sample`` lies in the source; ``lags=(lo, hi)`` limits the search."""
+        smp = _as_signal(sample, "sample")
+        m = self.source.shape[0]
+        if smp.shape[0] > self.max_sample_length:
+            raise ValueError(
+                f"sample ({smp.shape[0]} samples) must not be longer than "
+                f"{'max_sample_length' if self.linear else 'source'} ({self.max_sample_length})"
+            )
+        lo, hi = (-(smp.shape[0] - 1), m - 1) if lags is None else (int(lags[0]), int(lags[1]))
+        if lo > hi:
+            raise ValueError(f"lags must be (lo, hi) with lo <= hi, got {lags!r}")
+        if smp.dtype != self.source.dtype:
+            smp = smp.astype(self.source.dtype) if self.source.dtype != np.int16 else smp.astype(np.float64)
+            if self.source.dtype == np.int16:  # rare: an int16 source and a float sample
+                self.source = self.source.astype(np.float64)
+                self._spectra.clear()
+        status, lag, coefficient = _xcorr.correlate(
+            self._spectrum(self.precision), self.source, smp, lo, hi, self.precision == "single")
+        if status == _xcorr.NEED_DOUBLE:  # too many near-ties for single precision
+            status, lag, coefficient = _xcorr.correlate(
+                self._spectrum("double"), self.source, smp, lo, hi, False)
+        if status == _xcorr.SAMPLE_NOT_FINITE:
+            raise ValueError("sample contains NaN or infinity")
+        if status == _xcorr.NO_MEMORY:
+            raise MemoryError(f"cannot allocate a transform of {self.n} samples")
+        if status == _xcorr.SILENT:
+            raise SilentInputError(
+                f"the overlap at lag {lag} is silent (no variance): the correlation is undefined"
+            )
+        return Correlation(int(lag), float(coefficient))
+
+
+def cross_correlation(source: object, sample: object, *, linear: bool = False,
+                      precision: str = "single", lags: tuple[int, int] | None = None) -> Correlation:
     """Find where ``sample`` lies in ``source``.
 
     Parameters
@@ -92,6 +172,14 @@ def cross_correlation(source: object, sample: object, *, linear: bool = False) -
         source, so negative lags wrap onto the source's tail. True: long
         enough (``len(source) + len(sample) - 1``) that every lag from
         ``-(len(sample) - 1)`` to ``len(source) - 1`` is seen without wrap.
+    precision : {"single", "double"}
+        The transforms' precision. ``"single"`` (default) is about twice as
+        fast and gives the same lag as ``"double"``: near-ties that single
+        precision cannot separate are settled with exact double-precision
+        sums (and with double-precision transforms when there are more than
+        32 of them). The coefficient is always computed in double.
+    lags : (int, int), optional
+        Search only lags from ``lo`` to ``hi`` (inclusive).
 
     Returns
     -------
@@ -112,11 +200,10 @@ def cross_correlation(source: object, sample: object, *, linear: bool = False) -
     Notes
     -----
     Both signals are zero-padded to ``n = working_length(len(source))`` (or
-    of ``len(source) + len(sample) - 1`` when ``linear``) and
-    the circular cross-correlation ``irfft(rfft(source) *
-    conj(rfft(sample_padded)))`` is computed with FFTW, with the GIL
-    released; its largest absolute value is the peak. Peak indices past
-    ``n - len(sample)`` are negative lags.
+    of ``len(source) + len(sample) - 1`` when ``linear``) and the circular
+    cross-correlation ``irfft(rfft(source) * conj(rfft(sample_padded)))`` is
+    computed with FFTW, with the GIL released; its largest absolute value is
+    the peak. Peak indices past ``n - len(sample)`` are negative lags.
     """
     src = _as_signal(source, "source")
     smp = _as_signal(sample, "sample")
@@ -127,14 +214,5 @@ def cross_correlation(source: object, sample: object, *, linear: bool = False) -
     if src.dtype != smp.dtype:
         src = src.astype(np.float64)
         smp = smp.astype(np.float64)
-    m, n = src.shape[0], smp.shape[0]
-    status, lag, coefficient = _xcorr.correlate(src, smp, working_length(m + n - 1 if linear else m))
-    if status == _xcorr.SOURCE_NOT_FINITE:
-        raise ValueError("source contains NaN or infinity")
-    if status == _xcorr.SAMPLE_NOT_FINITE:
-        raise ValueError("sample contains NaN or infinity")
-    if status == _xcorr.SILENT:
-        raise SilentInputError(
-            f"the overlap at lag {lag} is silent (no variance): the correlation is undefined"
-        )
-    return Correlation(int(lag), float(coefficient))
+    correlator = Correlator(src, max_sample_length=smp.shape[0], linear=linear, precision=precision)
+    return correlator(smp, lags=lags)

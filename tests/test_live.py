@@ -384,7 +384,9 @@ def test_ctrl_c_leaves_no_ffmpeg(media, tmp_path):
     marker = tmp_path / "slow-capture.wav"
     write_wav(marker, cut(media["song"], 0, 30))
     script = (
-        "import audiosync, sys\n"
+        "import audiosync, signal\n"
+        # A shell that started us in the background may have ignored SIGINT.
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         f"audiosync.sync({str(media['ogg'])!r}, capture=['-re', '-i', {str(marker)!r}])\n"
     )
     proc = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, cwd=tmp_path)
