@@ -13,14 +13,18 @@ from audiosync.errors import (
 )
 from audiosync.offline import sync_files
 from audiosync.session import Progress, SyncJob, SyncResult
-from audiosync.xcorr import Correlation, cross_correlation
+from audiosync.xcorr import Correlation, Correlator, cross_correlation
 
 __version__ = "0.1.0"
 
 logging.getLogger("audiosync").addHandler(logging.NullHandler())
 
+from audiosync import wisdom as _wisdom  # noqa: E402
+
+_wisdom.load()
+
 __all__ = [
-    "AudiosyncError", "CaptureError", "Correlation", "FFmpegNotFoundError", "InputError",
+    "AudiosyncError", "CaptureError", "Correlation", "Correlator", "FFmpegNotFoundError", "InputError",
     "JobBusyError", "MissingExtraError", "Progress", "SilentInputError", "SyncJob", "SyncResult",
     "__version__", "abort", "cross_correlation", "default_job", "fftw_version", "get_debug",
     "get_lag", "list_sources", "pause", "resume", "run", "set_debug", "setup", "status", "sync", "sync_files",

@@ -16,7 +16,7 @@ from audiosync.capture import capture_input_args
 from audiosync.download import input_args
 from audiosync.errors import CaptureError, InputError, JobBusyError, SilentInputError
 from audiosync.producer import Producer
-from audiosync.xcorr import cross_correlation
+from audiosync.xcorr import Correlator
 
 __all__ = ["DEFAULT_INTERVALS", "Progress", "SyncJob", "SyncResult"]
 
@@ -41,6 +41,8 @@ class Progress:
     confident: bool
     downloaded_s: float
     """Seconds of the download decoded when the estimate was made."""
+    decision_ms: float = 0.0
+    """Milliseconds from the interval's data being there to this estimate."""
 
 
 @dataclass(frozen=True)
@@ -176,6 +178,9 @@ class _Run:
         self.capture: Producer | None = None
         self.history: list[Progress] = []
         self.best: SyncResult | None = None
+        # The download's transform, kept while the download stays the same
+        # length (it usually is complete, or at capacity, after a few seconds).
+        self.correlator: Correlator | None = None
 
     # -- producers ---------------------------------------------------------
 
@@ -250,7 +255,7 @@ class _Run:
                     continue
             if event in ("aborted", "timeout"):
                 return self._finish(event)
-            result = self._estimate(need_capture)
+            result = self._estimate(need_capture, time.perf_counter())
             if result.confident:
                 return result
             if self.capture.done and self.capture.count <= need_capture:
@@ -258,7 +263,17 @@ class _Run:
             k += 1
         return self._finish("exhausted")
 
-    def _estimate(self, need_capture: int) -> SyncResult:
+    def _correlator(self, n_src: int) -> Correlator:
+        c = self.correlator
+        if c is None or c.source.shape[0] != n_src:
+            # Linear: a capture that starts before the song does not wrap onto
+            # the download's tail.
+            longest = min(n_src, int(round(self.intervals[-1] * self.rate)))
+            c = self.correlator = Correlator(self.download.buffer[:n_src], max_sample_length=longest,
+                                             linear=True)
+        return c
+
+    def _estimate(self, need_capture: int, ready_at: float) -> SyncResult:
         with self.cond:
             n_cap = min(self.capture.count, need_capture)
             n_dl = self.download.count
@@ -268,10 +283,10 @@ class _Run:
         # zero beyond what ffmpeg wrote), as in the original.
         n_src = max(n_dl, 2 * n_cap) if dl_done else n_dl
         n_src = min(max(n_src, n_cap), len(self.download.buffer))
-        source = self.download.buffer[:n_src]
         sample = self.capture.buffer[:n_cap]
         try:
-            lag, coefficient = cross_correlation(source, sample)
+            correlator = self._correlator(n_src)
+            lag, coefficient = correlator(sample)
         except SilentInputError:
             lag, coefficient = 0, 0.0
         except ValueError as exc:  # fewer than 2 samples captured
@@ -281,6 +296,7 @@ class _Run:
         progress = Progress(
             interval_s=n_cap / self.rate, lag_ms=1000.0 * lag / self.rate, confidence=confidence,
             confident=confidence >= self.min_confidence, downloaded_s=n_dl / self.rate,
+            decision_ms=1000.0 * (time.perf_counter() - ready_at),
         )
         self.history.append(progress)
         log.info("interval %.1f s: lag %.1f ms, confidence %.3f", progress.interval_s,
@@ -292,7 +308,7 @@ class _Run:
             interval_s=progress.interval_s, elapsed_s=time.monotonic() - self.t0,
             reason="confident", lag_samples=int(lag), sample_rate=self.rate,
             coefficient=float(coefficient), capture_started=anchor, history=tuple(self.history),
-            audio=(source, sample) if self.keep_audio else None,
+            audio=(self.download.buffer[:n_src], sample) if self.keep_audio else None,
         )
         if self.best is None or confidence >= self.best.confidence:
             self.best = result

@@ -204,7 +204,8 @@ def _features(download: str, capture: str, live: bool) -> dict:
     key = (download, capture, live)
     if key in FEATURE_CACHE:
         return FEATURE_CACHE[key]
-    FEATURE_CACHE.clear()
+    if any(k[:2] != (download, capture) for k in FEATURE_CACHE):
+        FEATURE_CACHE.clear()  # a new pair
     t = time.perf_counter()
     src = DECODE(download, DL_SECONDS)
     smp = DECODE(capture)
@@ -421,6 +422,54 @@ def live_score(rs: list[dict], rule) -> str:
             f"median decision {statistics.median(dec):.0f} s")
 
 
+# -- null study: captures against downloads of other songs -----------------------------
+
+def null_study(base: Path, pairs: list[dict], names: list[str], k: int, seed: int = 1) -> dict:
+    """Live-schedule features of every capture against ``k`` downloads of other songs.
+
+    Downloads are zero-padded to 120 s so one transform size serves all. Returns
+    {candidate: [prominence of every (capture, download, interval) trial]}, and
+    the worst trial of each.
+    """
+    rng = np.random.default_rng(seed)
+    downloads: dict[str, set] = {}
+    for p in pairs:
+        d = p["details"]
+        songs = {d.get("download_song", d["song"]) if p["lag_ms"] is None else d["song"]}
+        if d.get("intro_other_music"):
+            songs.add(d["intro_other_music"])
+        downloads.setdefault(p["download"], set()).update(songs)
+    variants = [CANDIDATES[n][0] for n in names]
+    cache = M.SpectrumCache()
+    out = {n: [] for n in names}
+    worst = {n: (0.0, None) for n in names}
+    dls = sorted(downloads)
+    n_dl = int(DL_SECONDS * RATE)
+    for j, p in enumerate(pairs):
+        song = p["details"]["song"]
+        others = [d for d in dls if song not in downloads[d]]
+        cap = str(base / p["capture"])
+        smp = DECODE(cap)
+        for d in rng.choice(others, size=min(k, len(others)), replace=False):
+            src = DECODE(str(base / d), DL_SECONDS)
+            if len(src) < n_dl:
+                src = np.concatenate([src, np.zeros(n_dl - len(src), np.float32)])
+            per = M.live_history(src, smp, RATE, variants, cache=cache, source_key=str(d),
+                                 want_pearson=False, sample_key=cap)
+            for name, hist in zip(names, per):
+                for h in hist:
+                    if h["silent"]:
+                        continue
+                    out[name].append(h["prominence"])
+                    if h["prominence"] > worst[name][0]:
+                        worst[name] = (h["prominence"], f"{p['id']} vs {d} at {h['interval_s']} s")
+        # keep the download transforms, drop this capture's
+        cache._d = {kk: v for kk, v in cache._d.items()  # drop this capture's transforms
+                    if not (isinstance(kk[0], tuple) and isinstance(kk[0][0], tuple))}
+        print(f"[null {j + 1}/{len(pairs)}] {p['id']}", file=sys.stderr, flush=True)
+    return {"trials": out, "worst": worst}
+
+
 # -- main ----------------------------------------------------------------------------
 
 DEFAULT_METHODS = ["seed", "seed/live", "aof", "syncstart", "cand:b07-band", "cand:b07-band/live"]
@@ -440,6 +489,9 @@ def main(argv=None) -> int:
     ap.add_argument("--sweep", action="store_true", help="threshold sweep of the candidates")
     ap.add_argument("--margin", type=float, default=1.25)
     ap.add_argument("--list", action="store_true")
+    ap.add_argument("--null", type=int, default=0, metavar="K",
+                    help="null study: every capture against K downloads of other songs (live schedule)")
+    ap.add_argument("--null-methods", nargs="*", default=["b07-band", "phat-band"])
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
     READRATE = args.readrate
@@ -453,6 +505,21 @@ def main(argv=None) -> int:
             raise SystemExit(f"no method {pat!r}; --list shows them")
         names += [h for h in hits if h not in names]
 
+    if args.null:
+        base, pairs = load_manifest(Path(args.manifest))
+        t0 = time.perf_counter()
+        res = null_study(base, pairs, args.null_methods, args.null)
+        lines = []
+        for n, trials in res["trials"].items():
+            a = np.array(trials)
+            lines.append(f"{n:<12} {len(a)} trials: max {a.max():.3f} ({res['worst'][n][1]}), "
+                         f"99.9% {np.quantile(a, 0.999):.3f}, 99% {np.quantile(a, 0.99):.3f}, "
+                         f"median {np.median(a):.3f}")
+        print("\n".join(lines))
+        print(f"null study: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+        if args.save:
+            Path(args.save).write_text(json.dumps(res, default=float))
+        return 0
     if args.load:
         rows = []
         for f in args.load:

@@ -134,7 +134,7 @@ def pearson_at(source: np.ndarray, sample: np.ndarray, lag: int) -> float:
 
 def correlate(source: np.ndarray, sample: np.ndarray, sr: int, variants: list[Variant], *,
               nfft_samples: int | None = None, cache: SpectrumCache | None = None,
-              source_key=None, want_pearson: bool = True) -> list[dict]:
+              source_key=None, want_pearson: bool = True, sample_key=None) -> list[dict]:
     """Features of every variant (variants of one rate share the transforms).
 
     ``nfft_samples``: the longest sample (at ``sr``) to size the transform for,
@@ -157,7 +157,7 @@ def correlate(source: np.ndarray, sample: np.ndarray, sr: int, variants: list[Va
                           "peak": 0.0, "silent": True}
             continue
         X = cache.rfft(source_key and (source_key, rate), src, n)
-        Y = sfft.rfft(smp, n, workers=WORKERS)
+        Y = cache.rfft(sample_key and (sample_key, rate), smp, n)
         G0 = X * np.conj(Y)
         mag = None
         min_ov = int(min(v.min_overlap_s for v in vs) * rate)
@@ -206,7 +206,7 @@ def correlate(source: np.ndarray, sample: np.ndarray, sr: int, variants: list[Va
 
 
 def live_history(source, sample, sr, variants, *, schedule=SCHEDULE, cache=None, source_key=None,
-                 want_pearson=True) -> list[list[dict]]:
+                 want_pearson=True, sample_key=None) -> list[list[dict]]:
     """Per interval T of the schedule: features of every variant for capture[:T]."""
     hist = []
     nmax = int(schedule[-1] * sr)
@@ -215,7 +215,8 @@ def live_history(source, sample, sr, variants, *, schedule=SCHEDULE, cache=None,
         if n > len(sample):
             break
         feats = correlate(source, sample[:n], sr, variants, nfft_samples=nmax, cache=cache,
-                          source_key=source_key, want_pearson=want_pearson)
+                          source_key=source_key, want_pearson=want_pearson,
+                          sample_key=sample_key and (sample_key, t))
         for f in feats:
             f["interval_s"] = t
         hist.append(feats)

@@ -103,7 +103,7 @@ else
 fi
 
 echo "-- auditwheel show (unrepaired):"
-"$T/auditwheel" show "$raw" | sed 's/^/   /'
+"$T/auditwheel" show "$raw" 2>/dev/null | sed -e '/^[[:space:]]*$/d' -e 's/^/   /'
 # --plat auto: the most compatible manylinux tag this glibc and the
 # libraries' symbol versions allow.
 if PATH="$T:$PATH" "$T/auditwheel" repair --plat auto -w "$WORK/repaired" "$raw" > "$WORK/repair.log" 2>&1; then
@@ -126,7 +126,7 @@ rep_ext=$(ls "$WORK"/rep-x/audiosync/_xcorr*.so)
 needed=$(readelf -d "$raw_ext" | sed -n 's/.*(NEEDED).*\[\(libfftw3[^]]*\)\]/\1/p')
 [ -n "$needed" ] || die "the extension links no libfftw3 at all: $(readelf -d "$raw_ext" | grep NEEDED)"
 echo "-- audiosync.libs/ in the repaired wheel:"
-"$PY" -m zipfile -l "$repaired" | awk '$1 ~ /^audiosync\.libs\// {print "   " $1, $(NF)}'
+"$PY" -m zipfile -l "$repaired" | awk '$1 ~ /^audiosync\.libs\/./ {print "   " $1, $(NF), "bytes"}'
 for lib in $needed; do
   stem=${lib%%.so*}
   copy=$("$PY" -m zipfile -l "$repaired" | awk '{print $1}' | grep -E "^audiosync\.libs/${stem}-[0-9a-f]+\.so" || true)
@@ -137,7 +137,10 @@ for lib in $needed; do
   fi
 done
 echo "-- repaired extension: $(readelf -d "$rep_ext" | sed -n 's/.*(NEEDED).*\[\(libfftw3[^]]*\)\]/NEEDED \1/p' | tr '\n' ' ')$(readelf -d "$rep_ext" | sed -n 's/.*(\(RUNPATH\|RPATH\)).*\[\(.*\)\]/\1 \2/p')"
-echo "-- (libfftw3f is not linked by the extension yet; once _xcorr links it, the loop above requires its copy too)"
+case " $(echo $needed) " in
+  *" libfftw3f.so"*) ;;
+  *) echo "-- (libfftw3f is not linked by the extension; once it is, the loop above requires its copy too)" ;;
+esac
 
 step "2. the wheels with the system's FFTW hidden"
 mkdir -p "$WORK/neutral"
@@ -234,7 +237,9 @@ else
     fi
     got=$(printf '%s\n' "$got" | sed '/^$/d' | sort)
     echo "-- $platform${archs:+ ($archs)}: $(printf '%s\n' "$got" | sed '/^$/d' | wc -l) identifiers"
-    printf '%s\n' "$got" | sed '/^$/d' | paste -sd' ' | fold -s -w 100 | sed 's/^/   /'
+    if [ -n "$got" ]; then
+      printf '%s\n' "$got" | paste -sd' ' | fold -s -w 100 | sed 's/^/   /'
+    fi
     if [ "$got" = "$expected" ]; then
       pass "$platform identifiers are as intended"
     else

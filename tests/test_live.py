@@ -402,14 +402,17 @@ def test_ctrl_c_leaves_no_ffmpeg(media, tmp_path):
 
 
 def _processes_with(text: str) -> list[int]:
+    """ffmpeg processes whose command line holds ``text``."""
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
+                with open(f"/proc/{entry}/comm") as f:
+                    comm = f.read().strip()
                 with open(f"/proc/{entry}/cmdline", "rb") as f:
                     cmd = f.read().decode("utf-8", "replace")
             except OSError:
                 continue
-            if text in cmd and "ffmpeg" in cmd:
+            if comm == "ffmpeg" and text in cmd:
                 found.append(int(entry))
     return found

@@ -336,3 +336,29 @@ def test_lag_range_limits_the_search():
     assert cross_correlation(source, sample, lags=(2999, 3001)).lag == 3000
     with pytest.raises(ValueError, match="lo <= hi"):
         cross_correlation(source, sample, lags=(5, 1))
+
+
+def test_wisdom_round_trip_and_corrupt_files(tmp_path, monkeypatch):
+    from audiosync import wisdom
+
+    monkeypatch.setenv("AUDIOSYNC_CACHE_DIR", str(tmp_path))
+    seconds = wisdom.prepare(seconds=(0.05,), sample_rate=8000, effort="measure")
+    assert seconds >= 0
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert len(files) == 2 and all(f.startswith("wisdom-") for f in files)
+    _xcorr.forget_wisdom()
+    assert wisdom.load() == (True, True)
+    # Plans of that size now come from the wisdom, instantly.
+    _xcorr.clear_plans()
+    before = _xcorr.planning_stats()["from_wisdom"]
+    _xcorr.plan(working_length(800), True)
+    assert _xcorr.planning_stats()["from_wisdom"] == before + 1
+    # A corrupt or foreign file is ignored, never a crash.
+    for single in (False, True):
+        with open(wisdom.path(single), "wb") as f:
+            f.write(b"(fftw-3.3.10 fftw_wisdom #x0 garbage \x00\xff" * 50)
+    assert wisdom.load() == (False, False)
+    assert cross_correlation(np.arange(100.0) % 7, (np.arange(50.0) % 7)).lag % 7 == 0
+    # An unwritable cache folder is not an error either.
+    monkeypatch.setenv("AUDIOSYNC_CACHE_DIR", "/proc/no-such-folder")
+    wisdom.save()
