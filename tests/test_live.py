@@ -108,7 +108,7 @@ def test_youtube_urls_go_through_ytdlp(monkeypatch):
     monkeypatch.setattr("audiosync.download.resolve_with_ytdlp", fake)
     args = input_args("https://www.youtube.com/watch?v=abc")
     assert calls == ["https://www.youtube.com/watch?v=abc"]
-    assert args[-2:] == ["-i", "http://127.0.0.1:9/audio"] and args[0] == "-headers"
+    assert args[-2:] == ["-i", "http://127.0.0.1:9/audio"] and "-headers" in args and "-rw_timeout" in args
 
 
 def test_missing_ytdlp_names_the_extra(monkeypatch):
