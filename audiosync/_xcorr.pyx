@@ -317,32 +317,63 @@ cdef inline Py_ssize_t _lag_of(Py_ssize_t k, Py_ssize_t n, Py_ssize_t ns) noexce
     return k - n if k > n - ns else k
 
 
+cdef struct Found:
+    Py_ssize_t lag      # integer lag of the peak
+    double coefficient  # Pearson over the overlap at lag
+    double fraction     # sub-sample offset of the peak, in (-0.5, 0.5)
+    double value        # |r| at the peak
+    double second       # largest |r| more than guard samples from the peak
+    double rms          # root mean square of r over the allowed lags
+
+
+cdef inline double _abs(double v) noexcept nogil:
+    return v if v >= 0 else -v
+
+
 @cython.boundscheck(False)  # every index is clipped to [0, n) below
 @cython.wraparound(False)
 @cython.cdivision(True)
 cdef int _correlate(const real_t[:] source, const real_t[:] sample, fft_t *spectrum, fft_t *b,
                     void *r2c, void *c2r, Py_ssize_t n, double source_sumsq,
                     Py_ssize_t lo, Py_ssize_t hi, bint refine,
-                    Py_ssize_t *lag_out, double *coef_out) noexcept nogil:
+                    const float *weights, double beta, Py_ssize_t guard,
+                    Found *found) noexcept nogil:
     cdef Py_ssize_t m = source.shape[0], ns = sample.shape[0], nc = n // 2 + 1
-    cdef Py_ssize_t k, r, lag, peak = 0, ncand = 0
+    cdef Py_ssize_t k, r, lag, d, peak = 0, ncand = 0, count = 0
     cdef Py_ssize_t[2] start, stop
     cdef Py_ssize_t[MAX_CANDIDATES] cand
-    cdef double sample_sumsq, v, best = -1.0, tol, exact, best_exact
-    cdef fft_t ar, ai, br, bi
+    cdef double sample_sumsq, v, best = -1.0, second = 0.0, sumsq = 0.0, tol, exact, best_exact
+    cdef double mag, w, eps = 0.0, ym, y0, yp, den
+    cdef fft_t ar, ai, br, bi, pr, pi
 
     if _load(sample, b, 2 * nc, &sample_sumsq):
         return ST_SAMPLE_NOT_FINITE
     _r2c(r2c, b)
-    # b <- spectrum * conj(b), interleaved real/imaginary pairs; the
-    # source's spectrum is left as it is, for the next sample.
+    if beta > 0:
+        # Whitening divides by |X||Y|^beta; eps keeps empty bins from
+        # blowing up: 1e-6 of the mean magnitude.
+        for k in range(nc):
+            eps += sqrt(<double>(spectrum[2 * k] * spectrum[2 * k] + spectrum[2 * k + 1] * spectrum[2 * k + 1])
+                        * <double>(b[2 * k] * b[2 * k] + b[2 * k + 1] * b[2 * k + 1]))
+        eps = 1e-6 * eps / nc + 1e-30
+    # b <- spectrum * conj(b) (times the weights), interleaved real/imaginary
+    # pairs; the source's spectrum is left as it is, for the next sample.
     for k in range(nc):
         ar = spectrum[2 * k]
         ai = spectrum[2 * k + 1]
         br = b[2 * k]
         bi = b[2 * k + 1]
-        b[2 * k] = ar * br + ai * bi
-        b[2 * k + 1] = ai * br - ar * bi
+        pr = ar * br + ai * bi
+        pi = ai * br - ar * bi
+        if beta > 0 or weights != NULL:
+            w = 1.0 if weights == NULL else weights[k]
+            if beta > 0:
+                mag = sqrt(<double>(pr * pr + pi * pi)) + eps
+                w = w / mag if beta == 1.0 else (w / sqrt(mag) if beta == 0.5 else w / mag ** beta)
+            pr = <fft_t>(pr * w)
+            pi = <fft_t>(pi * w)
+        b[2 * k] = pr
+        b[2 * k + 1] = pi
     _c2r(c2r, b)
 
     # Allowed lags, with at least 2 samples of overlap: [lo, hi] of
@@ -353,24 +384,25 @@ cdef int _correlate(const real_t[:] source, const real_t[:] sample, fft_t *spect
     stop[0] = hi + 1
     start[1] = n + lo if lo < 0 else n
     stop[1] = n + min(hi, -1) + 1 if lo < 0 else n
-    # Peak of |correlation|; the first one wins a tie.
+    # Peak of |r|; the first one wins a tie.
     for r in range(2):
         for k in range(start[r], stop[r]):
-            v = b[k] if b[k] >= 0 else -b[k]
+            v = _abs(b[k])
+            sumsq += v * v
             if v > best:
                 best = v
                 peak = k
+        count += max(0, stop[r] - start[r])
     if best < 0:
         return ST_SILENT  # no allowed lag
 
-    if refine:
+    if refine and beta == 0 and weights == NULL:
         # Single precision cannot tell apart peaks closer than its rounding:
         # settle every near-tie with the exact double-precision sum.
         tol = FLOAT_EPS * FLOAT_ERROR_FACTOR * log2(<double>n) * sqrt(source_sumsq * sample_sumsq) * n
         for r in range(2):
             for k in range(start[r], stop[r]):
-                v = b[k] if b[k] >= 0 else -b[k]
-                if v >= best - tol:
+                if _abs(b[k]) >= best - tol:
                     if ncand == MAX_CANDIDATES:
                         return ST_NEED_DOUBLE
                     cand[ncand] = k
@@ -378,15 +410,38 @@ cdef int _correlate(const real_t[:] source, const real_t[:] sample, fft_t *spect
         if ncand > 1:
             best_exact = -1.0
             for r in range(ncand):
-                exact = _exact_at(source, sample, cand[r], n)
-                exact = exact if exact >= 0 else -exact
+                exact = _abs(_exact_at(source, sample, cand[r], n))
                 if exact > best_exact:
                     best_exact = exact
                     peak = cand[r]
+            best = _abs(b[peak])
 
+    # The best peak more than guard samples away (in lag) from this one.
     lag = _lag_of(peak, n, ns)
-    lag_out[0] = lag
-    return _pearson(source, sample, lag, coef_out)
+    for r in range(2):
+        for k in range(start[r], stop[r]):
+            d = _lag_of(k, n, ns) - lag
+            if d > guard or d < -guard:
+                v = _abs(b[k])
+                if v > second:
+                    second = v
+
+    # A parabola through the peak and its neighbours places it between samples.
+    found.fraction = 0.0
+    ym = _abs(b[(peak - 1 + n) % n])
+    y0 = best
+    yp = _abs(b[(peak + 1) % n])
+    den = ym - 2.0 * y0 + yp
+    if den < 0:
+        v = 0.5 * (ym - yp) / den
+        if -0.5 < v < 0.5:
+            found.fraction = v
+
+    found.lag = lag
+    found.value = best / n
+    found.second = second / n
+    found.rms = sqrt(sumsq / count) / n if count > 0 else 0.0
+    return _pearson(source, sample, lag, &found.coefficient)
 
 
 # --- the Python-facing kernel ---------------------------------------------------
@@ -435,29 +490,42 @@ def spectrum(const real_t[:] source, Py_ssize_t n, bint single, object owner):
 
 
 def correlate(Spectrum spec, const real_t[:] source, const real_t[:] sample,
-              Py_ssize_t lo, Py_ssize_t hi, bint refine):
-    """Return (status, lag, coefficient) of ``sample`` against the source of ``spec``.
+              Py_ssize_t lo, Py_ssize_t hi, bint refine,
+              const float[:] weights=None, double beta=0.0, Py_ssize_t guard=0):
+    """Return (status, Found as a dict) of ``sample`` against the source of ``spec``.
 
     ``source`` must be the samples ``spec`` was made from, of the sample's
-    dtype; lags are searched in [lo, hi].
+    dtype; lags are searched in [lo, hi]. ``weights`` (one per frequency
+    bin, or None) and ``beta`` (whitening exponent, 0 for none) shape the
+    cross-spectrum; ``guard`` is the half-width, in samples, of the zone
+    around the peak left out of ``second``.
     """
-    cdef Py_ssize_t n = spec.n, lag = 0
-    cdef double coef = 0.0
+    cdef Py_ssize_t n = spec.n
+    cdef Found found
     cdef int status
+    cdef const float *w = NULL
+    found.lag = 0
+    found.coefficient = 0.0
     if source.shape[0] != spec.m or sample.shape[0] > n or sample.shape[0] < 2:
         raise ValueError("the source is not the spectrum's, or the sample does not fit")
+    if weights is not None:
+        if weights.shape[0] != n // 2 + 1 or (weights.shape[0] > 1 and weights.strides[0] != sizeof(float)):
+            raise ValueError("weights must be contiguous float32, one per frequency bin")
+        w = &weights[0]
+    if beta < 0 or guard < 0:
+        raise ValueError("beta and guard must not be negative")
     # Each call owns its buffer, so concurrent calls share only plans and spectrum.
     cdef void *b = fftw_malloc((sizeof(float) if spec.single else sizeof(double)) * 2 * (n // 2 + 1))
     if b == NULL:
-        return ST_NO_MEMORY, 0, 0.0
+        return ST_NO_MEMORY, found
     try:
         with nogil:
             if spec.single:
                 status = _correlate(source, sample, <float *>spec.data, <float *>b, spec.plans.r2c,
-                                    spec.plans.c2r, n, spec.sumsq, lo, hi, refine, &lag, &coef)
+                                    spec.plans.c2r, n, spec.sumsq, lo, hi, refine, w, beta, guard, &found)
             else:
                 status = _correlate(source, sample, <double *>spec.data, <double *>b, spec.plans.r2c,
-                                    spec.plans.c2r, n, spec.sumsq, lo, hi, 0, &lag, &coef)
+                                    spec.plans.c2r, n, spec.sumsq, lo, hi, 0, w, beta, guard, &found)
     finally:
         fftw_free(b)
-    return status, lag, coef
+    return status, found

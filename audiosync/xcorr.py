@@ -139,11 +139,11 @@ class Correlator:
             if self.source.dtype == np.int16:  # rare: an int16 source and a float sample
                 self.source = self.source.astype(np.float64)
                 self._spectra.clear()
-        status, lag, coefficient = _xcorr.correlate(
+        status, found = _xcorr.correlate(
             self._spectrum(self.precision), self.source, smp, lo, hi, self.precision == "single")
         if status == _xcorr.NEED_DOUBLE:  # too many near-ties for single precision
-            status, lag, coefficient = _xcorr.correlate(
-                self._spectrum("double"), self.source, smp, lo, hi, False)
+            status, found = _xcorr.correlate(self._spectrum("double"), self.source, smp, lo, hi, False)
+        lag, coefficient = found["lag"], found["coefficient"]
         if status == _xcorr.SAMPLE_NOT_FINITE:
             raise ValueError("sample contains NaN or infinity")
         if status == _xcorr.NO_MEMORY:
