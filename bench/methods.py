@@ -49,10 +49,22 @@ class Variant:
     guard_ms: float = 30.0     # the zone around the peak ignored for the second peak
     min_overlap_s: float = 1.0  # lags with less overlap than this are not considered
     polarity: bool = True      # search |r| (an inverted capture is found too)
+    taper_ms: float = 0.0      # raised-cosine fade-in/out of both signals' ends before the FFT
 
     def label(self) -> str:
         band = "full" if self.band is None else f"{self.band[0]:g}-{self.band[1]:g}"
-        return f"{self.rate // 1000}k b{self.beta:g} {band} g{self.guard_ms:g}"
+        return f"{self.rate // 1000}k b{self.beta:g} {band} g{self.guard_ms:g} t{self.taper_ms:g}"
+
+
+def taper(x: np.ndarray, k: int) -> np.ndarray:
+    """x with its first and last k samples faded by a half-Hann ramp (a copy)."""
+    if k <= 0 or len(x) < 4 * k:
+        return x
+    x = np.array(x, np.float32, copy=True)
+    ramp = (0.5 - 0.5 * np.cos(np.pi * (np.arange(k) + 0.5) / k)).astype(np.float32)
+    x[:k] *= ramp
+    x[-k:] *= ramp[::-1]
+    return x
 
 
 def resample(x: np.ndarray, sr: int, rate: int) -> np.ndarray:
@@ -142,12 +154,17 @@ def correlate(source: np.ndarray, sample: np.ndarray, sr: int, variants: list[Va
     """
     cache = cache or SpectrumCache(enabled=False)
     out: dict[Variant, dict] = {}
-    by_rate: dict[int, list[Variant]] = {}
+    by_rate: dict[tuple, list[Variant]] = {}
     for v in variants:
-        by_rate.setdefault(v.rate, []).append(v)
-    for rate, vs in by_rate.items():
-        src = cache.resampled(source_key, source, sr, rate)
-        smp = resample(sample, sr, rate)
+        by_rate.setdefault((v.rate, v.taper_ms), []).append(v)
+    for (rate, taper_ms), vs in by_rate.items():
+        k_t = int(round(taper_ms * rate / 1000))
+        src = taper(cache.resampled(source_key, source, sr, rate), k_t)
+        smp = taper(resample(sample, sr, rate), k_t)
+        if k_t and source_key is not None:
+            source_key = (source_key, "taper", k_t)
+        if k_t and sample_key is not None:
+            sample_key = (sample_key, "taper", k_t)
         m, nn = len(src), len(smp)
         longest = nn if nfft_samples is None else max(nn, int(math.ceil(nfft_samples * rate / sr)) + 1)
         n = sfft.next_fast_len(m + longest, real=True)

@@ -154,10 +154,9 @@ mkdir -p "$WORK/neutral"
 # The check script sits alone in the neutral directory, which is therefore
 # sys.path[0]: nothing there can shadow the installed package.
 cat > "$WORK/neutral/check_installed.py" <<'EOF'
-import os, sys
+import os
 import numpy as np
-import audiosync
-from audiosync import _xcorr
+import audiosync  # imports the extension, audiosync._xcorr
 
 print("audiosync from", os.path.dirname(audiosync.__file__), "|", audiosync.fftw_version)
 assert "site-packages" in audiosync.__file__, audiosync.__file__
@@ -250,7 +249,7 @@ else
     if [ "$got" = "$expected" ]; then
       pass "$platform identifiers are as intended"
     else
-      fail "$platform identifiers differ from the intended set: $(diff <(echo "$expected") <(echo "$got") | grep '^[<>]' | tr '\n' ' ')"
+      fail "$platform identifiers differ from the intended set: $(diff <(printf '%s\n' "$expected" | sed '/^$/d') <(printf '%s\n' "$got" | sed '/^$/d') | grep '^[<>]' | tr '\n' ' ')"
     fi
   }
   check_ids linux "x86_64,aarch64" manylinux_x86_64 manylinux_aarch64 musllinux_x86_64

@@ -112,6 +112,8 @@ def play():
 
 def _children(pid: int) -> list[tuple[int, str]]:
     out = []
+    if not os.path.isdir("/proc"):  # macOS: nothing to walk
+        return out
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
