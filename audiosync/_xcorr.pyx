@@ -12,7 +12,7 @@ from cpython.pythread cimport (
     PyThread_type_lock, PyThread_allocate_lock, PyThread_acquire_lock,
     PyThread_release_lock, WAIT_LOCK,
 )
-from libc.math cimport sqrt, log2
+from libc.math cimport sqrt, log2, cos, M_PI
 from libc.string cimport memset
 
 from audiosync._fftw cimport (
@@ -244,10 +244,14 @@ cdef inline void _c2r(void *plan, fft_t *buf) noexcept nogil:
 
 @cython.boundscheck(False)  # i < len(x) <= total, checked by the callers
 @cython.wraparound(False)   # no negative index
-cdef int _load(const real_t[:] x, fft_t *buf, Py_ssize_t total, double *sumsq) noexcept nogil:
-    """Copy x into buf zero-padded to total; return 1 when x holds NaN or infinity."""
+@cython.cdivision(True)     # fade >= 1 where it divides
+cdef int _load(const real_t[:] x, fft_t *buf, Py_ssize_t total, double *sumsq,
+               Py_ssize_t fade) noexcept nogil:
+    """Copy x into buf zero-padded to total, its first and last ``fade``
+    samples faded in and out (raised cosine); return 1 when x holds NaN or
+    infinity."""
     cdef Py_ssize_t i, m = x.shape[0]
-    cdef double v, check = 0.0, sq = 0.0
+    cdef double v, w, check = 0.0, sq = 0.0
     for i in range(m):
         v = x[i]
         buf[i] = <fft_t>v
@@ -255,6 +259,12 @@ cdef int _load(const real_t[:] x, fft_t *buf, Py_ssize_t total, double *sumsq) n
         check += v * 0.0
         sq += v * v
     memset(buf + m, 0, sizeof(fft_t) * (total - m))
+    # Cut edges would correlate with onsets: fade them.
+    fade = min(fade, m // 2)
+    for i in range(fade):
+        w = 0.5 - 0.5 * cos(M_PI * (i + 0.5) / fade)
+        buf[i] = <fft_t>(buf[i] * w)
+        buf[m - 1 - i] = <fft_t>(buf[m - 1 - i] * w)
     sumsq[0] = sq
     return check != 0.0
 
@@ -336,7 +346,7 @@ cdef inline double _abs(double v) noexcept nogil:
 cdef int _correlate(const real_t[:] source, const real_t[:] sample, fft_t *spectrum, fft_t *b,
                     void *r2c, void *c2r, Py_ssize_t n, double source_sumsq,
                     Py_ssize_t lo, Py_ssize_t hi, bint refine,
-                    const float *weights, double beta, Py_ssize_t guard,
+                    const float *weights, double beta, Py_ssize_t guard, Py_ssize_t fade,
                     Found *found) noexcept nogil:
     cdef Py_ssize_t m = source.shape[0], ns = sample.shape[0], nc = n // 2 + 1
     cdef Py_ssize_t k, r, lag, d, peak = 0, ncand = 0, count = 0
@@ -346,7 +356,7 @@ cdef int _correlate(const real_t[:] source, const real_t[:] sample, fft_t *spect
     cdef double mag, w, eps = 0.0, ym, y0, yp, den
     cdef fft_t ar, ai, br, bi, pr, pi
 
-    if _load(sample, b, 2 * nc, &sample_sumsq):
+    if _load(sample, b, 2 * nc, &sample_sumsq, fade):
         return ST_SAMPLE_NOT_FINITE
     _r2c(r2c, b)
     if beta > 0:
@@ -396,7 +406,7 @@ cdef int _correlate(const real_t[:] source, const real_t[:] sample, fft_t *spect
     if best < 0:
         return ST_SILENT  # no allowed lag
 
-    if refine and beta == 0 and weights == NULL:
+    if refine and beta == 0 and weights == NULL and fade == 0:
         # Single precision cannot tell apart peaks closer than its rounding:
         # settle every near-tie with the exact double-precision sum.
         tol = FLOAT_EPS * FLOAT_ERROR_FACTOR * log2(<double>n) * sqrt(source_sumsq * sample_sumsq) * n
@@ -454,13 +464,14 @@ cdef class Spectrum:
     cdef readonly Py_ssize_t m
     cdef readonly bint single
     cdef readonly double sumsq
+    cdef readonly Py_ssize_t fade
     cdef readonly object source  # the samples, read again for Pearson
 
     def __dealloc__(self):
         fftw_free(self.data)
 
 
-def spectrum(const real_t[:] source, Py_ssize_t n, bint single, object owner):
+def spectrum(const real_t[:] source, Py_ssize_t n, bint single, object owner, Py_ssize_t fade=0):
     """Return (status, Spectrum or None) of ``source`` zero-padded to ``n``.
 
     ``owner`` is the array behind ``source``, kept alive with the spectrum.
@@ -476,13 +487,14 @@ def spectrum(const real_t[:] source, Py_ssize_t n, bint single, object owner):
     if spec.data == NULL:
         return ST_NO_MEMORY, None
     spec.plans, spec.n, spec.m, spec.single, spec.source = plans, n, source.shape[0], single, owner
+    spec.fade = fade
     with nogil:
         if single:
-            status = _load(source, <float *>spec.data, nbuf, &sq)
+            status = _load(source, <float *>spec.data, nbuf, &sq, fade)
             if not status:
                 _r2c(plans.r2c, <float *>spec.data)
         else:
-            status = _load(source, <double *>spec.data, nbuf, &sq)
+            status = _load(source, <double *>spec.data, nbuf, &sq, fade)
             if not status:
                 _r2c(plans.r2c, <double *>spec.data)
     spec.sumsq = sq
@@ -522,10 +534,10 @@ def correlate(Spectrum spec, const real_t[:] source, const real_t[:] sample,
         with nogil:
             if spec.single:
                 status = _correlate(source, sample, <float *>spec.data, <float *>b, spec.plans.r2c,
-                                    spec.plans.c2r, n, spec.sumsq, lo, hi, refine, w, beta, guard, &found)
+                                    spec.plans.c2r, n, spec.sumsq, lo, hi, refine, w, beta, guard, spec.fade, &found)
             else:
                 status = _correlate(source, sample, <double *>spec.data, <double *>b, spec.plans.r2c,
-                                    spec.plans.c2r, n, spec.sumsq, lo, hi, 0, w, beta, guard, &found)
+                                    spec.plans.c2r, n, spec.sumsq, lo, hi, 0, w, beta, guard, spec.fade, &found)
     finally:
         fftw_free(b)
     return status, found

@@ -29,7 +29,7 @@ def sync(url: str, *, capture: str | Sequence[str] | None = None, sample_rate: i
          intervals: Sequence[float] = DEFAULT_INTERVALS, min_confidence: float = 0.95,
          timeout: float | None = None,
          on_progress: Callable[[Progress], None] | None = None,
-         use_ytdlp: bool | None = None, keep_audio: bool = False) -> SyncResult:
+         use_ytdlp: bool | None = None, keep_audio: bool = False, method: str = "phat") -> SyncResult:
     """Record the desktop while decoding ``url``; return how far apart they are.
 
     Parameters
@@ -61,6 +61,9 @@ def sync(url: str, *, capture: str | Sequence[str] | None = None, sample_rate: i
     keep_audio : bool
         Keep the two arrays the answer came from in ``SyncResult.audio``
         (for plots).
+    method : {"phat", "seed"}
+        ``"phat"`` (default): phase transform, prominence as confidence;
+        ``"seed"``: the original raw correlation with |Pearson|.
 
     Returns
     -------
@@ -77,7 +80,7 @@ def sync(url: str, *, capture: str | Sequence[str] | None = None, sample_rate: i
     """
     return _default.sync(url, capture=capture, sample_rate=sample_rate, intervals=intervals,
                          min_confidence=min_confidence, timeout=timeout, on_progress=on_progress,
-                         use_ytdlp=use_ytdlp, keep_audio=keep_audio)
+                         use_ytdlp=use_ytdlp, keep_audio=keep_audio, method=method)
 
 
 def get_lag(url: str, **options) -> int:

@@ -8,10 +8,10 @@ import threading
 import time
 
 from audiosync.download import input_args
-from audiosync.errors import InputError, SilentInputError
+from audiosync.errors import InputError
 from audiosync.producer import Producer
 from audiosync.session import Progress, SyncResult
-from audiosync.xcorr import cross_correlation
+from audiosync.method import METHODS, estimate, make_correlator
 
 __all__ = ["sync_files"]
 
@@ -23,7 +23,7 @@ _DEFAULT_MAX_S = 3600.0
 def sync_files(reference: str | os.PathLike[str], other: str | os.PathLike[str], *,
                sample_rate: int = 48000, max_seconds: float | None = None,
                min_confidence: float = 0.95, keep_audio: bool = False,
-               timeout: float | None = None) -> SyncResult:
+               timeout: float | None = None, method: str = "phat") -> SyncResult:
     """The lag of ``other`` relative to ``reference``: ``other(t) ≈ reference(t + lag_ms)``.
 
     Parameters
@@ -39,6 +39,8 @@ def sync_files(reference: str | os.PathLike[str], other: str | os.PathLike[str],
         Threshold on the confidence (|Pearson| at the peak).
     keep_audio : bool
         Keep the two decoded arrays in ``SyncResult.audio``.
+    method : {"phat", "seed"}
+        How the lag and the confidence are found (see the README).
     timeout : float or None
         Stop decoding after this many seconds and answer from what was
         decoded, never confidently (``reason="timeout"``).
@@ -59,6 +61,8 @@ def sync_files(reference: str | os.PathLike[str], other: str | os.PathLike[str],
         raise ValueError(f"max_seconds must be positive, got {max_seconds!r}")
     if not 0.0 <= float(min_confidence) <= 1.0:
         raise ValueError(f"min_confidence must be in [0, 1], got {min_confidence!r}")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if timeout is not None and not (timeout > 0):
         raise ValueError(f"timeout must be positive seconds or None, got {timeout!r}")
     t0 = time.monotonic()
@@ -81,19 +85,19 @@ def sync_files(reference: str | os.PathLike[str], other: str | os.PathLike[str],
         oth = producers[1].buffer[: counts[1]]
         if len(ref) < 2 or len(oth) < 2:
             raise InputError("an input holds fewer than 2 samples of audio")
-        try:
-            if len(oth) <= len(ref):
-                lag, coefficient = cross_correlation(ref, oth, linear=True)
-            else:  # correlate the other way round and flip the sign
-                lag, coefficient = cross_correlation(oth, ref, linear=True)
-                lag = -lag
-        except SilentInputError:
-            lag, coefficient = 0, 0.0
+        if len(oth) <= len(ref):
+            est = estimate(make_correlator(ref, len(oth), method, sample_rate), oth, method,
+                           sample_rate, "offline")
+            lag, fraction = est.lag, est.fraction
+        else:  # correlate the other way round and flip the sign
+            est = estimate(make_correlator(oth, len(ref), method, sample_rate), ref, method,
+                           sample_rate, "offline")
+            lag, fraction = -est.lag, -est.fraction
     finally:
         for p in producers:
             p.stop()
-    confidence = abs(coefficient)
-    progress = Progress(interval_s=len(oth) / sample_rate, lag_ms=1000.0 * lag / sample_rate,
+    confidence, coefficient = est.confidence, est.coefficient
+    progress = Progress(interval_s=len(oth) / sample_rate, lag_ms=1000.0 * (lag + fraction) / sample_rate,
                         confidence=confidence, confident=finished and confidence >= min_confidence,
                         downloaded_s=len(ref) / sample_rate)
     return SyncResult(
@@ -101,5 +105,6 @@ def sync_files(reference: str | os.PathLike[str], other: str | os.PathLike[str],
         interval_s=progress.interval_s, elapsed_s=time.monotonic() - t0,
         reason="complete" if finished else "timeout",
         lag_samples=int(lag), sample_rate=sample_rate, coefficient=float(coefficient),
+        prominence=float(est.prominence),
         history=(progress,), audio=(ref, oth) if keep_audio else None,
     )

@@ -14,8 +14,9 @@ import numpy as np
 
 from audiosync.capture import capture_input_args
 from audiosync.download import input_args
-from audiosync.errors import CaptureError, InputError, JobBusyError, SilentInputError
+from audiosync.errors import CaptureError, InputError, JobBusyError
 from audiosync.producer import Producer
+from audiosync.method import METHODS, Estimate, estimate, make_correlator
 from audiosync.xcorr import Correlator
 
 __all__ = ["DEFAULT_INTERVALS", "Progress", "SyncJob", "SyncResult"]
@@ -52,7 +53,8 @@ class SyncResult:
     lag_ms: float
     """Milliseconds into the download at which the capture started (negative: before it)."""
     confidence: float
-    """|Pearson| at the peak, in [0, 1]."""
+    """In [0, 1]: the peak's prominence mapped so 0.95 is the calibrated threshold
+    (|Pearson| at the peak with ``method="seed"``)."""
     confident: bool
     """``confidence >= min_confidence``."""
     interval_s: float
@@ -66,6 +68,8 @@ class SyncResult:
     sample_rate: int = 48000
     coefficient: float = 0.0
     """Signed Pearson coefficient at the peak (negative: polarity inverted)."""
+    prominence: float = 0.0
+    """The peak over the largest value more than 30 ms away (nan with ``method="seed"``)."""
     capture_started: float | None = None
     """Estimated ``time.monotonic()`` of the first captured sample."""
     history: tuple[Progress, ...] = field(default=())
@@ -75,7 +79,9 @@ class SyncResult:
 
 
 def _check_options(sample_rate: int, intervals: Sequence[float], min_confidence: float,
-                   timeout: float | None) -> tuple[float, ...]:
+                   timeout: float | None, method: str = "phat") -> tuple[float, ...]:
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if not isinstance(sample_rate, int) or not 8000 <= sample_rate <= 192000:
         raise ValueError(f"sample_rate must be an int from 8000 to 192000, got {sample_rate!r}")
     try:
@@ -138,19 +144,20 @@ class SyncJob:
              intervals: Sequence[float] = DEFAULT_INTERVALS, min_confidence: float = 0.95,
              timeout: float | None = None,
              on_progress: Callable[[Progress], None] | None = None,
-             use_ytdlp: bool | None = None, keep_audio: bool = False) -> SyncResult:
+             use_ytdlp: bool | None = None, keep_audio: bool = False,
+             method: str = "phat") -> SyncResult:
         """Record the desktop while decoding ``url`` and return the lag between them.
 
         See :func:`audiosync.sync` for the parameters.
         """
-        ivals = _check_options(sample_rate, intervals, min_confidence, timeout)
+        ivals = _check_options(sample_rate, intervals, min_confidence, timeout, method)
         with self._cond:
             if self._state != "idle":
                 raise JobBusyError(f"this job is {self._state}: one sync at a time (use another SyncJob)")
             self._state = "running"
         try:
             return _Run(self, url, capture, sample_rate, ivals, float(min_confidence),
-                        timeout, on_progress, use_ytdlp, keep_audio).execute()
+                        timeout, on_progress, use_ytdlp, keep_audio, method).execute()
         finally:
             with self._cond:
                 self._state = "idle"
@@ -161,8 +168,9 @@ class _Run:
     """The state of one call of SyncJob.sync; everything it starts, it stops."""
 
     def __init__(self, job: SyncJob, url, capture, rate, intervals, min_confidence, timeout,
-                 on_progress, use_ytdlp, keep_audio):
+                 on_progress, use_ytdlp, keep_audio, method):
         self.job = job
+        self.method = method
         self.keep_audio = keep_audio
         self.use_ytdlp = use_ytdlp
         self.cond = job._cond
@@ -269,8 +277,8 @@ class _Run:
             # Linear: a capture that starts before the song does not wrap onto
             # the download's tail.
             longest = min(n_src, int(round(self.intervals[-1] * self.rate)))
-            c = self.correlator = Correlator(self.download.buffer[:n_src], max_sample_length=longest,
-                                             linear=True)
+            c = self.correlator = make_correlator(self.download.buffer[:n_src], longest, self.method,
+                                                  self.rate)
         return c
 
     def _estimate(self, need_capture: int, ready_at: float) -> SyncResult:
@@ -285,16 +293,13 @@ class _Run:
         n_src = min(max(n_src, n_cap), len(self.download.buffer))
         sample = self.capture.buffer[:n_cap]
         try:
-            correlator = self._correlator(n_src)
-            lag, coefficient = correlator(sample)
-        except SilentInputError:
-            lag, coefficient = 0, 0.0
+            est = estimate(self._correlator(n_src), sample, self.method, self.rate, "live")
         except ValueError as exc:  # fewer than 2 samples captured
             log.debug("interval skipped: %s", exc)
-            lag, coefficient = 0, 0.0
-        confidence = abs(coefficient)
+            est = Estimate(0, 0.0, 0.0, 0.0, 0.0)
+        lag, coefficient, confidence = est.lag, est.coefficient, est.confidence
         progress = Progress(
-            interval_s=n_cap / self.rate, lag_ms=1000.0 * lag / self.rate, confidence=confidence,
+            interval_s=n_cap / self.rate, lag_ms=est.lag_ms(self.rate), confidence=confidence,
             confident=confidence >= self.min_confidence, downloaded_s=n_dl / self.rate,
             decision_ms=1000.0 * (time.perf_counter() - ready_at),
         )
@@ -307,7 +312,8 @@ class _Run:
             lag_ms=progress.lag_ms, confidence=confidence, confident=progress.confident,
             interval_s=progress.interval_s, elapsed_s=time.monotonic() - self.t0,
             reason="confident", lag_samples=int(lag), sample_rate=self.rate,
-            coefficient=float(coefficient), capture_started=anchor, history=tuple(self.history),
+            coefficient=float(coefficient), prominence=float(est.prominence), capture_started=anchor,
+            history=tuple(self.history),
             audio=(self.download.buffer[:n_src], sample) if self.keep_audio else None,
         )
         if self.best is None or confidence >= self.best.confidence:
@@ -325,6 +331,7 @@ class _Run:
             lag_ms=base.lag_ms, confidence=base.confidence, confident=False,
             interval_s=base.interval_s, elapsed_s=elapsed, reason=reason,
             lag_samples=base.lag_samples, sample_rate=self.rate, coefficient=base.coefficient,
+            prominence=base.prominence,
             capture_started=base.capture_started, history=tuple(self.history), audio=base.audio,
         )
 

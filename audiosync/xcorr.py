@@ -96,7 +96,7 @@ class Correlator:
     """
 
     def __init__(self, source: object, *, max_sample_length: int | None = None,
-                 linear: bool = False, precision: str = "single"):
+                 linear: bool = False, precision: str = "single", fade: int = 0):
         if precision not in _PRECISIONS:
             raise ValueError(f"precision must be 'single' or 'double', got {precision!r}")
         src = _as_signal(source, "source")
@@ -108,13 +108,14 @@ class Correlator:
         self.linear = linear
         self.precision = precision
         self.max_sample_length = longest
+        self.fade = int(fade)
         self.n = working_length(m + longest - 1 if linear else m)
         self._spectra: dict[str, object] = {}
 
     def _spectrum(self, precision: str):
         spec = self._spectra.get(precision)
         if spec is None:
-            status, spec = _xcorr.spectrum(self.source, self.n, precision == "single", self.source)
+            status, spec = _xcorr.spectrum(self.source, self.n, precision == "single", self.source, self.fade)
             if status == _xcorr.SOURCE_NOT_FINITE:
                 raise ValueError("source contains NaN or infinity")
             if status == _xcorr.NO_MEMORY:
@@ -124,6 +125,17 @@ class Correlator:
 
     def __call__(self, sample: object, *, lags: tuple[int, int] | None = None) -> Correlation:
         """Find where ``sample`` lies in the source; ``lags=(lo, hi)`` limits the search."""
+        found = self.find(sample, lags=lags)
+        return Correlation(found["lag"], found["coefficient"])
+
+    def find(self, sample: object, *, lags: tuple[int, int] | None = None,
+             weights: np.ndarray | None = None, beta: float = 0.0, guard: int = 0) -> dict:
+        """The kernel's whole answer: lag, coefficient, sub-sample fraction, peak, second peak, rms.
+
+        ``weights`` (float32, one per frequency bin of the transform) and
+        ``beta`` (1 for the phase transform) shape the cross-spectrum; the
+        second peak is the largest more than ``guard`` samples from the peak.
+        """
         smp = _as_signal(sample, "sample")
         m = self.source.shape[0]
         if smp.shape[0] > self.max_sample_length:
@@ -140,10 +152,12 @@ class Correlator:
                 self.source = self.source.astype(np.float64)
                 self._spectra.clear()
         status, found = _xcorr.correlate(
-            self._spectrum(self.precision), self.source, smp, lo, hi, self.precision == "single")
+            self._spectrum(self.precision), self.source, smp, lo, hi, self.precision == "single",
+            weights, beta, guard)
         if status == _xcorr.NEED_DOUBLE:  # too many near-ties for single precision
-            status, found = _xcorr.correlate(self._spectrum("double"), self.source, smp, lo, hi, False)
-        lag, coefficient = found["lag"], found["coefficient"]
+            status, found = _xcorr.correlate(self._spectrum("double"), self.source, smp, lo, hi, False,
+                                             weights, beta, guard)
+        lag = found["lag"]
         if status == _xcorr.SAMPLE_NOT_FINITE:
             raise ValueError("sample contains NaN or infinity")
         if status == _xcorr.NO_MEMORY:
@@ -152,7 +166,7 @@ class Correlator:
             raise SilentInputError(
                 f"the overlap at lag {lag} is silent (no variance): the correlation is undefined"
             )
-        return Correlation(int(lag), float(coefficient))
+        return found
 
 
 def cross_correlation(source: object, sample: object, *, linear: bool = False,

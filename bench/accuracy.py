@@ -118,10 +118,27 @@ DECODE = Decoder()
 
 # -- the external and seed methods ------------------------------------------------------
 
+def project_offline(download: str, capture: str, method: str = "phat"):
+    import audiosync
+    r = audiosync.sync_files(download, capture, method=method)
+    return r.lag_ms, bool(r.confident), {"confidence": r.confidence, "prominence": r.prominence}
+
+
+def project_live(download: str, capture: str, method: str = "phat"):
+    import audiosync
+    cap = ["-readrate", str(READRATE), "-i", capture] if READRATE else ["-i", capture]
+    r = audiosync.SyncJob().sync(download, capture=cap, method=method)
+    hist = [{"interval_s": p.interval_s, "lag_ms": p.lag_ms, "confidence": p.confidence,
+             "downloaded_s": p.downloaded_s} for p in r.history]
+    return r.lag_ms, bool(r.confident), {"confidence": r.confidence, "reason": r.reason,
+                                         "decision_s": r.interval_s if r.confident else 30.0,
+                                         "history": hist}
+
+
 def seed_offline(download: str, capture: str):
     import audiosync
     if hasattr(audiosync, "sync_files"):
-        r = audiosync.sync_files(download, capture)
+        r = audiosync.sync_files(download, capture, method="seed")
         return r.lag_ms, bool(r.confident), {"confidence": r.confidence}
     t = time.perf_counter()
     src, smp = DECODE(download), DECODE(capture)
@@ -138,7 +155,7 @@ READRATE = 4.0
 def seed_live(download: str, capture: str):
     import audiosync
     cap = ["-readrate", str(READRATE), "-i", capture] if READRATE else ["-i", capture]
-    r = audiosync.sync(download, capture=cap)
+    r = audiosync.sync(download, capture=cap, method="seed")
     hist = [{"interval_s": p.interval_s, "lag_ms": p.lag_ms, "confidence": p.confidence,
              "downloaded_s": p.downloaded_s} for p in r.history]
     return r.lag_ms, bool(r.confident), {"confidence": r.confidence, "reason": r.reason,
@@ -170,6 +187,8 @@ def syncstart(download: str, capture: str):
     return lag, True, {}
 
 
+register("audiosync", project_offline)
+register("audiosync/live", project_live, live=True)
 register("seed", seed_offline)
 register("seed/live", seed_live, live=True)
 register("aof", aof)
