@@ -12,7 +12,7 @@ from cpython.pythread cimport (
     PyThread_type_lock, PyThread_allocate_lock, PyThread_acquire_lock,
     PyThread_release_lock, WAIT_LOCK,
 )
-from libc.math cimport sqrt, log2, cos, M_PI
+from libc.math cimport sqrt, log2, cos, M_PI, fabs, frexp, ldexp
 from libc.string cimport memset
 
 from audiosync._fftw cimport (
@@ -66,6 +66,13 @@ cdef double SILENCE_RATIO = 1e-20
 # eps * log2(n) * |x| * |y| of the exact ones; this factor is the margin.
 cdef double FLOAT_EPS = 5.96e-08
 cdef double FLOAT_ERROR_FACTOR = 8.0
+# A signal whose largest magnitude is outside [2**-20, 2**20] is scaled by a
+# power of two in the transform buffers: single precision would otherwise
+# overflow (loud input) or sink into denormals (quiet input) and find a wrong
+# peak. A power of two is exact, so the lag does not depend on the scale;
+# Pearson reads the caller's samples.
+cdef double SCALE_HIGH = 1048576.0
+cdef double SCALE_LOW = 1.0 / 1048576.0
 
 EFFORTS = {"estimate": FFTW_ESTIMATE, "measure": FFTW_MEASURE, "patient": FFTW_PATIENT}
 
@@ -251,14 +258,27 @@ cdef int _load(const real_t[:] x, fft_t *buf, Py_ssize_t total, double *sumsq,
     samples faded in and out (raised cosine); return 1 when x holds NaN or
     infinity."""
     cdef Py_ssize_t i, m = x.shape[0]
-    cdef double v, w, check = 0.0, sq = 0.0
+    cdef double v, w, check = 0.0, sq = 0.0, peak = 0.0
+    cdef int e
     for i in range(m):
         v = x[i]
         buf[i] = <fft_t>v
         # v * 0.0 is NaN exactly when v is NaN or infinite.
         check += v * 0.0
         sq += v * v
+        v = fabs(v)
+        if v > peak:
+            peak = v
     memset(buf + m, 0, sizeof(fft_t) * (total - m))
+    if check != 0.0:
+        return 1
+    if peak > SCALE_HIGH or (0.0 < peak < SCALE_LOW):
+        frexp(peak, &e)  # peak = f * 2**e with 0.5 <= f < 1
+        sq = 0.0
+        for i in range(m):
+            v = ldexp(<double>x[i], -e)  # exact, and never out of range: |v| < 1
+            buf[i] = <fft_t>v
+            sq += v * v
     # Cut edges would correlate with onsets: fade them.
     fade = min(fade, m // 2)
     for i in range(fade):
@@ -266,7 +286,7 @@ cdef int _load(const real_t[:] x, fft_t *buf, Py_ssize_t total, double *sumsq,
         buf[i] = <fft_t>(buf[i] * w)
         buf[m - 1 - i] = <fft_t>(buf[m - 1 - i] * w)
     sumsq[0] = sq
-    return check != 0.0
+    return 0
 
 
 @cython.boundscheck(False)  # offsets and lengths come from the overlap computed here

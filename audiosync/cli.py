@@ -107,7 +107,9 @@ def _live(args: argparse.Namespace) -> int:
         raise _UsageError("give either URL_OR_PATH or --title")
     capture = args.capture
     if capture and os.path.isfile(capture):
-        capture = ["-i", capture]
+        # As for every local path: absolute, behind "file:", so that a name such as
+        # "take:1.wav" or "pipe:0" is not read as an ffmpeg protocol.
+        capture = ["-i", "file:" + os.path.abspath(capture)]
     url, use_ytdlp = (args.url, None) if args.url else (_search_url(args.title), True)
     print("recording the desktop ...", file=sys.stderr, flush=True)
     result = sync(url, capture=capture, timeout=args.timeout, min_confidence=args.min_confidence,

@@ -113,7 +113,8 @@ def input_args(url: str | os.PathLike[str], use_ytdlp: bool | None = None) -> li
         return [*_network_args(), "-i", url]
     if scheme == "file":
         url = urlsplit(url).path
-    elif len(scheme) > 1:  # one letter is a Windows drive
+    elif len(scheme) > 1 and not os.path.exists(url):  # one letter is a Windows drive
+        # (An existing file whose name only looks like a scheme, "Song: Live.ogg", is a file.)
         raise ValueError(f"unsupported URL scheme {scheme!r} in {url!r}: give an http(s) URL or a file path")
     path = os.path.abspath(url)
     if not os.path.exists(path):

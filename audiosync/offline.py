@@ -76,11 +76,16 @@ def sync_files(reference: str | os.PathLike[str], other: str | os.PathLike[str],
         with cond:
             finished = cond.wait_for(lambda: all(p.done for p in producers), timeout)
             counts = [p.count for p in producers]
-        for p, url, count in zip(producers, (reference, other), counts):
+            errors = [p.error for p in producers]
+        # Stop decoding now: after a timeout an endless input would otherwise go
+        # on filling its buffer while the kernel runs. The buffers stay valid.
+        for p in producers:
+            p.stop()
+        for url, count, error in zip((reference, other), counts, errors):
             if count == 0 and not finished:
                 raise InputError(f"{str(url)!r} gave no audio within the {timeout} s timeout")
             if count == 0:
-                raise InputError(f"cannot open or decode {str(url)!r}: {p.error or 'no audio in it'}")
+                raise InputError(f"cannot open or decode {str(url)!r}: {error or 'no audio in it'}")
         ref = producers[0].buffer[: counts[0]]
         oth = producers[1].buffer[: counts[1]]
         if len(ref) < 2 or len(oth) < 2:

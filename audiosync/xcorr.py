@@ -65,7 +65,7 @@ def _as_signal(x: object, name: str) -> np.ndarray:
             raise ValueError(f"{name} must be real, got complex dtype {arr.dtype}")
         try:
             arr = arr.astype(np.float64)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:  # OverflowError: an int beyond float's range
             raise ValueError(f"{name} must hold real numbers, got dtype {arr.dtype}: {exc}") from None
     if arr.ndim != 1:
         raise ValueError(f"{name} must be 1-D, got {arr.ndim} dimensions with shape {arr.shape}")
@@ -146,6 +146,10 @@ class Correlator:
         lo, hi = (-(smp.shape[0] - 1), m - 1) if lags is None else (int(lags[0]), int(lags[1]))
         if lo > hi:
             raise ValueError(f"lags must be (lo, hi) with lo <= hi, got {lags!r}")
+        # Bounds beyond the signals only mean "no limit there"; clipped, they
+        # also fit the kernel's C integers.
+        lo = min(max(lo, -smp.shape[0]), m)
+        hi = min(max(hi, -smp.shape[0]), m)
         if smp.dtype != self.source.dtype:
             smp = smp.astype(self.source.dtype) if self.source.dtype != np.int16 else smp.astype(np.float64)
             if self.source.dtype == np.int16:  # rare: an int16 source and a float sample
