@@ -29,8 +29,18 @@ FADE_S = 0.050         # fade at each cut edge of both signals
 GUARD_S = 0.030        # zone around the peak left out of the second peak
 MIN_OVERLAP_S = 1.0    # lags overlapping less than this are not considered
 # Prominence at which the corpus had no confident different-song pair and
-# no confident null interval: confidence 0.95 is mapped to it, per mode.
-THRESHOLDS = {"offline": 1.5, "live": 1.9}
+# no confident null interval: confidence 0.95 is mapped to it. Offline the
+# whole inputs are seen; live, short captures match more places by chance,
+# so the first intervals ask for more (2.0 at 3 s, 1.9 at 6 s, 1.6 from 10 s).
+OFFLINE_THRESHOLD = 1.5
+LIVE_THRESHOLDS = ((3.0, 2.0), (6.0, 1.9), (math.inf, 1.6))
+
+
+def threshold(mode: str, interval_s: float = math.inf) -> float:
+    """The prominence that reads as confidence 0.95 (offline, or live after interval_s of capture)."""
+    if mode == "offline":
+        return OFFLINE_THRESHOLD
+    return next(t for upto, t in LIVE_THRESHOLDS if interval_s <= upto + 1e-9)
 
 
 @dataclass(frozen=True)
@@ -45,15 +55,15 @@ class Estimate:
         return 1000.0 * (self.lag + self.fraction) / rate
 
 
-def confidence_of(prominence: float, mode: str) -> float:
-    """Map a prominence to [0, 1] so that the mode's calibrated threshold reads 0.95.
+def confidence_of(prominence: float, limit: float) -> float:
+    """Map a prominence to [0, 1] so that the calibrated threshold ``limit`` reads 0.95.
 
     ``1 - 0.05 (T - 1) / (p - 1)``: 0 at p <= 1 (no peak stands out), 0.95
     at the threshold T, approaching 1 as the peak stands further out.
     """
     if not prominence > 1.0 or not math.isfinite(prominence):
         return 0.0 if not prominence > 1.0 else 1.0
-    return max(0.0, 1.0 - 0.05 * (THRESHOLDS[mode] - 1.0) / (prominence - 1.0))
+    return max(0.0, 1.0 - 0.05 * (limit - 1.0) / (prominence - 1.0))
 
 
 @lru_cache(maxsize=16)
@@ -76,7 +86,8 @@ def make_correlator(source: np.ndarray, max_sample_length: int, method: str, rat
     return Correlator(source, max_sample_length=max_sample_length, linear=True, fade=fade)
 
 
-def estimate(correlator: Correlator, sample: np.ndarray, method: str, rate: int, mode: str) -> Estimate:
+def estimate(correlator: Correlator, sample: np.ndarray, method: str, rate: int, mode: str,
+             interval_s: float = math.inf) -> Estimate:
     """Locate ``sample`` in the correlator's source and say how sure that is."""
     m, n = correlator.source.shape[0], len(sample)
     if method == "seed":
@@ -96,4 +107,4 @@ def estimate(correlator: Correlator, sample: np.ndarray, method: str, rate: int,
     value, second = found["value"], found["second"]
     prominence = value / second if second > 0 else (math.inf if value > 0 else 0.0)
     return Estimate(found["lag"], found["fraction"], coefficient, prominence,
-                    confidence_of(prominence, mode))
+                    confidence_of(prominence, threshold(mode, interval_s)))

@@ -293,7 +293,8 @@ class _Run:
         n_src = min(max(n_src, n_cap), len(self.download.buffer))
         sample = self.capture.buffer[:n_cap]
         try:
-            est = estimate(self._correlator(n_src), sample, self.method, self.rate, "live")
+            est = estimate(self._correlator(n_src), sample, self.method, self.rate, "live",
+                           n_cap / self.rate)
         except ValueError as exc:  # fewer than 2 samples captured
             log.debug("interval skipped: %s", exc)
             est = Estimate(0, 0.0, 0.0, 0.0, 0.0)
