@@ -12,7 +12,7 @@ from cpython.pythread cimport (
     PyThread_type_lock, PyThread_allocate_lock, PyThread_acquire_lock,
     PyThread_release_lock, WAIT_LOCK,
 )
-from libc.math cimport sqrt, log2, cos, M_PI, fabs, frexp, ldexp
+from libc.math cimport sqrt, log2, cos, M_PI, fabs, frexp, ldexp, pow
 from libc.string cimport memset
 
 from audiosync._fftw cimport (
@@ -399,7 +399,9 @@ cdef int _correlate(const real_t[:] source, const real_t[:] sample, fft_t *spect
             w = 1.0 if weights == NULL else weights[k]
             if beta > 0:
                 mag = sqrt(<double>(pr * pr + pi * pi)) + eps
-                w = w / mag if beta == 1.0 else (w / sqrt(mag) if beta == 0.5 else w / mag ** beta)
+                # C's pow: Cython's ** on doubles may make a complex number and raise,
+                # which a nogil noexcept function can only print (and then answers OK).
+                w = w / mag if beta == 1.0 else (w / sqrt(mag) if beta == 0.5 else w / pow(mag, beta))
             pr = <fft_t>(pr * w)
             pi = <fft_t>(pi * w)
         b[2 * k] = pr

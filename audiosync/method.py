@@ -34,6 +34,9 @@ MIN_OVERLAP_S = 1.0    # lags overlapping less than this are not considered
 # so the first intervals ask for more (2.0 at 3 s, 1.9 at 6 s, 1.6 from 10 s).
 OFFLINE_THRESHOLD = 1.5
 LIVE_THRESHOLDS = ((3.0, 2.0), (6.0, 1.9), (math.inf, 1.6))
+# The thresholds were calibrated on captures of 3 s and more; a shorter one
+# (a custom schedule) is reported but never confident.
+MIN_CONFIDENT_S = 3.0
 
 
 def threshold(mode: str, interval_s: float = math.inf) -> float:
@@ -106,5 +109,7 @@ def estimate(correlator: Correlator, sample: np.ndarray, method: str, rate: int,
         return Estimate(0, 0.0, 0.0, 0.0, 0.0)
     value, second = found["value"], found["second"]
     prominence = value / second if second > 0 else (math.inf if value > 0 else 0.0)
-    return Estimate(found["lag"], found["fraction"], coefficient, prominence,
-                    confidence_of(prominence, threshold(mode, interval_s)))
+    confidence = confidence_of(prominence, threshold(mode, interval_s))
+    if mode == "live" and n < MIN_CONFIDENT_S * rate - 1:
+        confidence = min(confidence, 0.5)
+    return Estimate(found["lag"], found["fraction"], coefficient, prominence, confidence)

@@ -108,7 +108,9 @@ class Correlator:
         self.linear = linear
         self.precision = precision
         self.max_sample_length = longest
-        self.fade = int(fade)
+        # A fade longer than the signal fades all of it (none below 0); clipped, it fits the
+        # kernel's C integer (a Python int of any size would raise OverflowError).
+        self.fade = max(0, min(int(fade), m))
         self.n = working_length(m + longest - 1 if linear else m)
         self._spectra: dict[str, object] = {}
 
@@ -150,6 +152,10 @@ class Correlator:
         # also fit the kernel's C integers.
         lo = min(max(lo, -smp.shape[0]), m)
         hi = min(max(hi, -smp.shape[0]), m)
+        beta, guard = float(beta), int(guard)
+        if not beta >= 0 or guard < 0:  # NaN is refused too, not read as 0
+            raise ValueError(f"beta and guard must not be negative or NaN, got {beta!r} and {guard!r}")
+        guard = min(guard, self.n)  # wider than the transform leaves nothing out; and fits C
         if smp.dtype != self.source.dtype:
             smp = smp.astype(self.source.dtype) if self.source.dtype != np.int16 else smp.astype(np.float64)
             if self.source.dtype == np.int16:  # rare: an int16 source and a float sample

@@ -3,8 +3,9 @@
 Every path of audiosync._xcorr on small sizes: both precisions, linear and
 circular transforms, a Correlator reused, lag ranges, near-ties settled exactly
 and the fall-back to double precision, NaN/infinity and silence, read-only,
-strided and reversed arrays, odd and prime sizes, plan-cache eviction, wisdom,
-and a few threads. It checks its answers too, and prints "workload: OK".
+strided and reversed arrays, odd and prime sizes, the phase transform (fades,
+band weights, whitening, guard zone, sub-sample peak), plan-cache eviction,
+wisdom, and a few threads. It checks its answers too, and prints "workload: OK".
 
 Run it alone (python tests/memcheck_workload.py) to see that it passes without
 valgrind; it is not a pytest module.
@@ -127,6 +128,42 @@ def errors_and_odd_arrays() -> None:
     expect(status == _xcorr.SOURCE_NOT_FINITE and spec is None, "spectrum NaN")
 
 
+def phase_transform() -> None:
+    """The default method's path: fades, band weights, whitening (beta 1, 0.5 and others),
+    the guard zone, the second peak and the sub-sample parabola, through method.estimate
+    as sync and sync_files call it, and through Correlator.find directly."""
+    from audiosync.method import estimate, make_correlator
+
+    rate = 8000
+    song = rng.standard_normal(5 * rate)
+    for method in ("phat", "seed"):
+        for mode in ("live", "offline"):
+            c = make_correlator(song.astype(np.float32), 2 * rate, method, rate)
+            for start in (0, 777, 3 * rate - 1):
+                est = estimate(c, song[start : start + 2 * rate].astype(np.float32), method, rate, mode)
+                expect(est.lag == start, f"{method} {mode} lag {est.lag} != {start}")
+            est = estimate(c, np.zeros(rate, np.float32), method, rate, mode)
+            expect(est.confidence == 0.0, "silence is not confident")
+            estimate(c, song[:2].astype(np.float32), method, rate, mode)  # two samples
+    source = song[: 3 * rate]
+    for precision in ("single", "double"):
+        for fade in (0, 1, 400, 10**5):
+            c = Correlator(source, linear=True, max_sample_length=rate, precision=precision, fade=fade)
+            nbins = c.n // 2 + 1
+            for weights in (None, np.ones(nbins, np.float32), np.linspace(1, 0, nbins, dtype=np.float32)):
+                for beta in (0.0, 0.5, 1.0, 2.0):
+                    for guard in (0, 5, 240, 10**6):
+                        found = c.find(source[1000 : 1000 + rate], weights=weights, beta=beta, guard=guard,
+                                       lags=(-500, 2 * rate))
+                        expect(-0.5 < found["fraction"] < 0.5, "fraction")
+                        if beta <= 1.0:
+                            expect(found["lag"] == 1000, f"find lag {found['lag']} beta {beta} fade {fade}")
+            expect_error(ValueError, c.find, source[:100], weights=np.ones(nbins - 1, np.float32))
+            expect_error(ValueError, c.find, source[:100], weights=np.ones(2 * nbins, np.float32)[::2])
+            expect_error(ValueError, c.find, source[:100], beta=-1.0)
+            expect_error(ValueError, c.find, source[:100], guard=-1)
+
+
 def plan_cache_and_wisdom() -> None:
     # More sizes than the cache holds: plans are destroyed on eviction.
     x = rng.standard_normal(400)
@@ -174,7 +211,7 @@ def threads() -> None:
 
 def main() -> int:
     for step in (sizes_and_precisions, correlator_reuse_and_lag_ranges, near_ties, errors_and_odd_arrays,
-                 plan_cache_and_wisdom, threads):
+                 phase_transform, plan_cache_and_wisdom, threads):
         step()
         print(f"workload: {step.__name__} done", flush=True)
     _xcorr.clear_plans()
