@@ -118,6 +118,9 @@ DECODE = Decoder()
 
 # -- the external and seed methods ------------------------------------------------------
 
+READRATE = 4.0
+
+
 def project_offline(download: str, capture: str, method: str = "phat"):
     import audiosync
     r = audiosync.sync_files(download, capture, method=method)
@@ -136,31 +139,12 @@ def project_live(download: str, capture: str, method: str = "phat"):
 
 
 def seed_offline(download: str, capture: str):
-    import audiosync
-    if hasattr(audiosync, "sync_files"):
-        r = audiosync.sync_files(download, capture, method="seed")
-        return r.lag_ms, bool(r.confident), {"confidence": r.confidence}
-    t = time.perf_counter()
-    src, smp = DECODE(download), DECODE(capture)
-    dec = time.perf_counter() - t
-    if len(smp) > len(src):
-        smp = smp[: len(src)]
-    lag, coef = audiosync.cross_correlation(src, smp)
-    return 1000.0 * lag / RATE, abs(coef) >= 0.95, {"confidence": abs(coef), "decode_s": dec}
-
-
-READRATE = 4.0
+    """The original method: raw correlation, confident when |Pearson| >= 0.95."""
+    return project_offline(download, capture, method="seed")
 
 
 def seed_live(download: str, capture: str):
-    import audiosync
-    cap = ["-readrate", str(READRATE), "-i", capture] if READRATE else ["-i", capture]
-    r = audiosync.sync(download, capture=cap, method="seed")
-    hist = [{"interval_s": p.interval_s, "lag_ms": p.lag_ms, "confidence": p.confidence,
-             "downloaded_s": p.downloaded_s} for p in r.history]
-    return r.lag_ms, bool(r.confident), {"confidence": r.confidence, "reason": r.reason,
-                                         "decision_s": r.interval_s if r.confident else 30.0,
-                                         "history": hist}
+    return project_live(download, capture, method="seed")
 
 
 def aof(download: str, capture: str):
