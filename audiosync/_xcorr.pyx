@@ -13,6 +13,7 @@ from cpython.pythread cimport (
     PyThread_release_lock, WAIT_LOCK,
 )
 from libc.math cimport sqrt, log2, cos, M_PI, fabs, frexp, ldexp, pow
+from libc.stdlib cimport malloc, free
 from libc.string cimport memset
 
 from audiosync._fftw cimport (
@@ -58,6 +59,8 @@ cdef enum:
     PLAN_CACHE_SIZE = 32
     # Near-ties of a single-precision peak settled exactly, at most this many.
     MAX_CANDIDATES = 32
+    # The peak search keeps the largest |r| of every block of this many lags.
+    BLOCK = 256
 
 # A sum of squared deviations this small relative to the sum of squares is
 # rounding noise around a constant: the overlap is silent.
@@ -356,8 +359,51 @@ cdef struct Found:
     double rms          # root mean square of r over the allowed lags
 
 
-cdef inline double _abs(double v) noexcept nogil:
-    return v if v >= 0 else -v
+@cython.cdivision(True)  # stop >= start
+cdef inline Py_ssize_t _nblocks(Py_ssize_t start, Py_ssize_t stop) noexcept nogil:
+    return (stop - start + BLOCK - 1) // BLOCK
+
+
+cdef inline double _fabs(double v) noexcept nogil:
+    # fabs, not a comparison: the sign of r is random, and a branch on it
+    # is mispredicted half the time.
+    return fabs(v)
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+cdef double _block_max(const fft_t *b, Py_ssize_t count, double *sumsq) noexcept nogil:
+    """The largest |b[i]| of count >= 1 values (-1 when all are NaN); adds their squares to sumsq.
+
+    Four independent lanes: one running maximum or sum would wait on the
+    previous one's latency at every element.
+    """
+    cdef Py_ssize_t i = 0
+    cdef double v0, v1, v2, v3, m0 = -1.0, m1 = -1.0, m2 = -1.0, m3 = -1.0
+    cdef double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
+    while i + 4 <= count:
+        v0 = fabs(<double>b[i])
+        v1 = fabs(<double>b[i + 1])
+        v2 = fabs(<double>b[i + 2])
+        v3 = fabs(<double>b[i + 3])
+        s0 += v0 * v0
+        s1 += v1 * v1
+        s2 += v2 * v2
+        s3 += v3 * v3
+        m0 = v0 if v0 > m0 else m0
+        m1 = v1 if v1 > m1 else m1
+        m2 = v2 if v2 > m2 else m2
+        m3 = v3 if v3 > m3 else m3
+        i += 4
+    while i < count:
+        v0 = fabs(<double>b[i])
+        s0 += v0 * v0
+        m0 = v0 if v0 > m0 else m0
+        i += 1
+    sumsq[0] += (s0 + s1) + (s2 + s3)
+    m0 = m1 if m1 > m0 else m0
+    m2 = m3 if m3 > m2 else m2
+    return m2 if m2 > m0 else m0
 
 
 @cython.boundscheck(False)  # every index is clipped to [0, n) below
@@ -369,7 +415,8 @@ cdef int _correlate(const real_t[:] source, const real_t[:] sample, fft_t *spect
                     const float *weights, double beta, Py_ssize_t guard, Py_ssize_t fade,
                     Found *found) noexcept nogil:
     cdef Py_ssize_t m = source.shape[0], ns = sample.shape[0], nc = n // 2 + 1
-    cdef Py_ssize_t k, r, lag, d, peak = 0, ncand = 0, count = 0
+    cdef Py_ssize_t k, kb, ke, q, r, j, lag, d, shift, peak = 0, ncand = 0, count = 0, nblocks = 0
+    cdef double *bmax
     cdef Py_ssize_t[2] start, stop
     cdef Py_ssize_t[MAX_CANDIDATES] cand
     cdef double sample_sumsq, v, best = -1.0, second = 0.0, sumsq = 0.0, tol, exact, best_exact
@@ -416,53 +463,88 @@ cdef int _correlate(const real_t[:] source, const real_t[:] sample, fft_t *spect
     stop[0] = hi + 1
     start[1] = n + lo if lo < 0 else n
     stop[1] = n + min(hi, -1) + 1 if lo < 0 else n
-    # Peak of |r|; the first one wins a tie.
+    # One pass over r keeps each block's largest |r|; the peak, its near-ties
+    # and the second peak are then found by reading only the blocks that can
+    # hold them.
     for r in range(2):
-        for k in range(start[r], stop[r]):
-            v = _abs(b[k])
-            sumsq += v * v
-            if v > best:
-                best = v
-                peak = k
-        count += max(0, stop[r] - start[r])
-    if best < 0:
+        stop[r] = max(stop[r], start[r])
+        nblocks += _nblocks(start[r], stop[r])
+        count += stop[r] - start[r]
+    if count == 0:
         return ST_SILENT  # no allowed lag
+    bmax = <double *>malloc(sizeof(double) * nblocks)
+    if bmax == NULL:
+        return ST_NO_MEMORY
+    j = 0
+    for r in range(2):
+        for q in range(_nblocks(start[r], stop[r])):
+            kb = start[r] + q * BLOCK
+            bmax[j] = _block_max(b + kb, min(BLOCK, stop[r] - kb), &sumsq)
+            if bmax[j] > best:  # the first one wins a tie
+                best = bmax[j]
+                peak = kb
+            j += 1
+    if best < 0:
+        free(bmax)
+        return ST_SILENT
+    while _fabs(b[peak]) != best:
+        peak += 1
 
     if refine and beta == 0 and weights == NULL and fade == 0:
         # Single precision cannot tell apart peaks closer than its rounding:
         # settle every near-tie with the exact double-precision sum.
         tol = FLOAT_EPS * FLOAT_ERROR_FACTOR * log2(<double>n) * sqrt(source_sumsq * sample_sumsq) * n
+        j = 0
         for r in range(2):
-            for k in range(start[r], stop[r]):
-                if _abs(b[k]) >= best - tol:
-                    if ncand == MAX_CANDIDATES:
-                        return ST_NEED_DOUBLE
-                    cand[ncand] = k
-                    ncand += 1
+            for q in range(_nblocks(start[r], stop[r])):
+                kb = start[r] + q * BLOCK
+                if bmax[j] >= best - tol:
+                    for k in range(kb, min(kb + BLOCK, stop[r])):
+                        if _fabs(b[k]) >= best - tol:
+                            if ncand == MAX_CANDIDATES:
+                                free(bmax)
+                                return ST_NEED_DOUBLE
+                            cand[ncand] = k
+                            ncand += 1
+                j += 1
         if ncand > 1:
             best_exact = -1.0
             for r in range(ncand):
-                exact = _abs(_exact_at(source, sample, cand[r], n))
+                exact = _fabs(_exact_at(source, sample, cand[r], n))
                 if exact > best_exact:
                     best_exact = exact
                     peak = cand[r]
-            best = _abs(b[peak])
+            best = _fabs(b[peak])
 
-    # The best peak more than guard samples away (in lag) from this one.
+    # The best peak more than guard samples away (in lag) from this one:
+    # whole blocks outside the guard zone by their maximum, the blocks it
+    # cuts element by element. Within a range, the lag is k (positive
+    # lags) or k - n, so the zone is one index interval in each.
     lag = _lag_of(peak, n, ns)
+    j = 0
     for r in range(2):
-        for k in range(start[r], stop[r]):
-            d = _lag_of(k, n, ns) - lag
-            if d > guard or d < -guard:
-                v = _abs(b[k])
-                if v > second:
-                    second = v
+        shift = 0 if r == 0 else n
+        for q in range(_nblocks(start[r], stop[r])):
+            kb = start[r] + q * BLOCK
+            ke = min(kb + BLOCK, stop[r])
+            if ke - 1 < lag - guard + shift or kb > lag + guard + shift:
+                if bmax[j] > second:
+                    second = bmax[j]
+            else:
+                for k in range(kb, ke):
+                    d = k - shift - lag
+                    if d > guard or d < -guard:
+                        v = _fabs(b[k])
+                        if v > second:
+                            second = v
+            j += 1
+    free(bmax)
 
     # A parabola through the peak and its neighbours places it between samples.
     found.fraction = 0.0
-    ym = _abs(b[(peak - 1 + n) % n])
+    ym = _fabs(b[(peak - 1 + n) % n])
     y0 = best
-    yp = _abs(b[(peak + 1) % n])
+    yp = _fabs(b[(peak + 1) % n])
     den = ym - 2.0 * y0 + yp
     if den < 0:
         v = 0.5 * (ym - yp) / den
