@@ -203,6 +203,60 @@ def planning_stats():
     return dict(_planning)
 
 
+# Transform buffers are kept for the next call of the same size: a fresh
+# buffer of a 30 s call is 11 MB of new pages, and the kernel's page faults
+# cost as much as one of its transforms. Only a few are kept (both
+# precisions, two threads); the pool is changed under the GIL.
+cdef enum:
+    POOL_SLOTS = 4
+
+cdef void *_pool_data[POOL_SLOTS]
+cdef size_t _pool_size[POOL_SLOTS]
+cdef int _pool_count = 0
+
+
+cdef void *_take(size_t nbytes) noexcept:
+    """A buffer of nbytes from the pool, or a new one (NULL when out of memory)."""
+    global _pool_count
+    cdef int i, j
+    cdef void *p
+    for i in range(_pool_count - 1, -1, -1):
+        if _pool_size[i] == nbytes:
+            p = _pool_data[i]
+            for j in range(i, _pool_count - 1):
+                _pool_data[j], _pool_size[j] = _pool_data[j + 1], _pool_size[j + 1]
+            _pool_count -= 1
+            return p
+    return fftw_malloc(nbytes)
+
+
+cdef void _give(void *p, size_t nbytes) noexcept:
+    """Return a buffer from _take to the pool; the oldest is freed when it is full."""
+    global _pool_count
+    cdef int j
+    if p == NULL:
+        return
+    if _pool_count == POOL_SLOTS:
+        fftw_free(_pool_data[0])
+        for j in range(POOL_SLOTS - 1):
+            _pool_data[j], _pool_size[j] = _pool_data[j + 1], _pool_size[j + 1]
+        _pool_count -= 1
+    _pool_data[_pool_count] = p
+    _pool_size[_pool_count] = nbytes
+    _pool_count += 1
+
+
+def free_buffers():
+    """Free the transform buffers kept for later calls; return the bytes freed."""
+    global _pool_count
+    cdef size_t total = 0
+    while _pool_count > 0:
+        _pool_count -= 1
+        total += _pool_size[_pool_count]
+        fftw_free(_pool_data[_pool_count])
+    return total
+
+
 def plan(Py_ssize_t n, bint single):
     """Make (or find) the plans of size n; return the seconds spent planning."""
     return _plans_for(n, single).planning_s
@@ -252,26 +306,44 @@ cdef inline void _c2r(void *plan, fft_t *buf) noexcept nogil:
         fftw_execute_dft_c2r(<fftw_plan>plan, <fftw_complex *>buf, buf)
 
 
-@cython.boundscheck(False)  # i < len(x) <= total, checked by the callers
-@cython.wraparound(False)   # no negative index
+# The loops below keep two or four independent accumulators: with one, each
+# element would wait for the previous addition's latency (the compiler may not
+# reorder floating-point sums itself).
+
 @cython.cdivision(True)     # fade >= 1 where it divides
-cdef int _load(const real_t[:] x, fft_t *buf, Py_ssize_t total, double *sumsq,
+cdef int _load(const real_t *x, Py_ssize_t m, fft_t *buf, Py_ssize_t total, double *sumsq,
                Py_ssize_t fade) noexcept nogil:
-    """Copy x into buf zero-padded to total, its first and last ``fade``
+    """Copy x[:m] into buf zero-padded to total, its first and last ``fade``
     samples faded in and out (raised cosine); return 1 when x holds NaN or
     infinity."""
-    cdef Py_ssize_t i, m = x.shape[0]
+    cdef Py_ssize_t i = 0, lane
     cdef double v, w, check = 0.0, sq = 0.0, peak = 0.0
+    cdef double[4] checks, sqs, peaks
     cdef int e
-    for i in range(m):
+    for lane in range(4):
+        checks[lane] = sqs[lane] = peaks[lane] = 0.0
+    while i + 4 <= m:
+        for lane in range(4):  # unrolled by the compiler: a constant trip count
+            v = x[i + lane]
+            buf[i + lane] = <fft_t>v
+            # v * 0.0 is NaN exactly when v is NaN or infinite.
+            checks[lane] += v * 0.0
+            sqs[lane] += v * v
+            v = fabs(v)
+            peaks[lane] = v if v > peaks[lane] else peaks[lane]
+        i += 4
+    while i < m:
         v = x[i]
         buf[i] = <fft_t>v
-        # v * 0.0 is NaN exactly when v is NaN or infinite.
-        check += v * 0.0
-        sq += v * v
+        checks[0] += v * 0.0
+        sqs[0] += v * v
         v = fabs(v)
-        if v > peak:
-            peak = v
+        peaks[0] = v if v > peaks[0] else peaks[0]
+        i += 1
+    for lane in range(4):
+        check += checks[lane]
+        sq += sqs[lane]
+        peak = peaks[lane] if peaks[lane] > peak else peak
     memset(buf + m, 0, sizeof(fft_t) * (total - m))
     if check != 0.0:
         return 1
@@ -292,38 +364,57 @@ cdef int _load(const real_t[:] x, fft_t *buf, Py_ssize_t total, double *sumsq,
     return 0
 
 
-@cython.boundscheck(False)  # offsets and lengths come from the overlap computed here
-@cython.wraparound(False)
 @cython.cdivision(True)     # length >= 2, square roots of positives
-cdef int _pearson(const real_t[:] source, const real_t[:] sample, Py_ssize_t lag,
-                  double *coef_out) noexcept nogil:
-    """Pearson over the overlap at lag, read in place through offsets."""
-    cdef Py_ssize_t m = source.shape[0], ns = sample.shape[0]
-    cdef Py_ssize_t i, length, off_src, off_smp
+cdef int _pearson(const real_t *source, Py_ssize_t m, const real_t *sample, Py_ssize_t ns,
+                  Py_ssize_t lag, double *coef_out) noexcept nogil:
+    """Pearson over the overlap at lag, read in place through offsets, in two
+    passes (means, then deviations: no cancellation on a DC offset)."""
+    cdef Py_ssize_t i, lane, length
+    cdef const real_t *x
+    cdef const real_t *y
     cdef double v, mx = 0.0, my = 0.0, dx, dy, sxx = 0.0, syy = 0.0, sxy = 0.0, qx = 0.0, qy = 0.0
+    cdef double[4] ax, ay
+    cdef double[2] axx, ayy, axy, aqx, aqy
     if lag >= 0:
-        off_src, off_smp = lag, 0
+        x, y = sample, source + lag
         length = min(ns, m - lag)
     else:
-        off_src, off_smp = 0, -lag
+        x, y = sample - lag, source
         length = min(ns + lag, m)
     if length < 2:
         return ST_SILENT
-    for i in range(length):
-        mx += sample[off_smp + i]
-        my += source[off_src + i]
-    mx /= length
-    my /= length
-    for i in range(length):
-        v = sample[off_smp + i]
-        dx = v - mx
-        qx += v * v
-        v = source[off_src + i]
-        dy = v - my
-        qy += v * v
-        sxx += dx * dx
-        syy += dy * dy
-        sxy += dx * dy
+    for lane in range(4):
+        ax[lane] = ay[lane] = 0.0
+    i = 0
+    while i + 4 <= length:
+        for lane in range(4):
+            ax[lane] += x[i + lane]
+            ay[lane] += y[i + lane]
+        i += 4
+    while i < length:
+        ax[0] += x[i]
+        ay[0] += y[i]
+        i += 1
+    mx = ((ax[0] + ax[1]) + (ax[2] + ax[3])) / length
+    my = ((ay[0] + ay[1]) + (ay[2] + ay[3])) / length
+    for lane in range(2):
+        axx[lane] = ayy[lane] = axy[lane] = aqx[lane] = aqy[lane] = 0.0
+    i = 0
+    while i < length:
+        for lane in range(2):
+            if i + lane < length:
+                v = x[i + lane]
+                dx = v - mx
+                aqx[lane] += v * v
+                v = y[i + lane]
+                dy = v - my
+                aqy[lane] += v * v
+                axx[lane] += dx * dx
+                ayy[lane] += dy * dy
+                axy[lane] += dx * dy
+        i += 2
+    sxx, syy, sxy = axx[0] + axx[1], ayy[0] + ayy[1], axy[0] + axy[1]
+    qx, qy = aqx[0] + aqx[1], aqy[0] + aqy[1]
     if sxx <= SILENCE_RATIO * qx or syy <= SILENCE_RATIO * qy:
         return ST_SILENT
     v = sxy / sqrt(sxx) / sqrt(syy)
@@ -331,17 +422,17 @@ cdef int _pearson(const real_t[:] source, const real_t[:] sample, Py_ssize_t lag
     return ST_OK
 
 
-@cython.boundscheck(False)  # (i + k) % n < n, and j < m is tested
-@cython.wraparound(False)
-cdef double _exact_at(const real_t[:] source, const real_t[:] sample, Py_ssize_t k,
-                      Py_ssize_t n) noexcept nogil:
-    """The circular correlation at index k, in double, straight from the samples."""
-    cdef Py_ssize_t i, j, m = source.shape[0]
+cdef double _exact_at(const real_t *source, Py_ssize_t m, const real_t *sample, Py_ssize_t ns,
+                      Py_ssize_t k, Py_ssize_t n) noexcept nogil:
+    """The circular correlation at index k, in double, straight from the samples:
+    sample[i] meets source[(i + k) % n], where the source is m long and zero beyond."""
+    cdef Py_ssize_t i
     cdef double acc = 0.0
-    for i in range(sample.shape[0]):
-        j = (i + k) % n
-        if j < m:
-            acc += <double>sample[i] * <double>source[j]
+    # i + k runs from k to k + ns - 1 < 2n: the part below n, then the part that wraps.
+    for i in range(min(ns, m - k)):
+        acc += <double>sample[i] * <double>source[i + k]
+    for i in range(n - k, min(ns, n - k + m)):
+        acc += <double>sample[i] * <double>source[i + k - n]
     return acc
 
 
@@ -409,12 +500,13 @@ cdef double _block_max(const fft_t *b, Py_ssize_t count, double *sumsq) noexcept
 @cython.boundscheck(False)  # every index is clipped to [0, n) below
 @cython.wraparound(False)
 @cython.cdivision(True)
-cdef int _correlate(const real_t[:] source, const real_t[:] sample, fft_t *spectrum, fft_t *b,
+cdef int _correlate(const real_t *source, Py_ssize_t m, const real_t *sample, Py_ssize_t ns,
+                    fft_t *spectrum, fft_t *b,
                     void *r2c, void *c2r, Py_ssize_t n, double source_sumsq,
                     Py_ssize_t lo, Py_ssize_t hi, bint refine,
                     const float *weights, double beta, Py_ssize_t guard, Py_ssize_t fade,
                     Found *found) noexcept nogil:
-    cdef Py_ssize_t m = source.shape[0], ns = sample.shape[0], nc = n // 2 + 1
+    cdef Py_ssize_t nc = n // 2 + 1
     cdef Py_ssize_t k, kb, ke, q, r, j, lag, d, shift, peak = 0, ncand = 0, count = 0, nblocks = 0
     cdef double *bmax
     cdef Py_ssize_t[2] start, stop
@@ -423,7 +515,7 @@ cdef int _correlate(const real_t[:] source, const real_t[:] sample, fft_t *spect
     cdef double mag, w, eps = 0.0, ym, y0, yp, den
     cdef fft_t ar, ai, br, bi, pr, pi
 
-    if _load(sample, b, 2 * nc, &sample_sumsq, fade):
+    if _load(sample, ns, b, 2 * nc, &sample_sumsq, fade):
         return ST_SAMPLE_NOT_FINITE
     _r2c(r2c, b)
     if beta > 0:
@@ -435,24 +527,30 @@ cdef int _correlate(const real_t[:] source, const real_t[:] sample, fft_t *spect
         eps = 1e-6 * eps / nc + 1e-30
     # b <- spectrum * conj(b) (times the weights), interleaved real/imaginary
     # pairs; the source's spectrum is left as it is, for the next sample.
-    for k in range(nc):
-        ar = spectrum[2 * k]
-        ai = spectrum[2 * k + 1]
-        br = b[2 * k]
-        bi = b[2 * k + 1]
-        pr = ar * br + ai * bi
-        pi = ai * br - ar * bi
-        if beta > 0 or weights != NULL:
+    if beta == 0 and weights == NULL:
+        for k in range(nc):  # the plain product, kept apart so it vectorizes
+            ar = spectrum[2 * k]
+            ai = spectrum[2 * k + 1]
+            br = b[2 * k]
+            bi = b[2 * k + 1]
+            b[2 * k] = ar * br + ai * bi
+            b[2 * k + 1] = ai * br - ar * bi
+    else:
+        for k in range(nc):
+            ar = spectrum[2 * k]
+            ai = spectrum[2 * k + 1]
+            br = b[2 * k]
+            bi = b[2 * k + 1]
+            pr = ar * br + ai * bi
+            pi = ai * br - ar * bi
             w = 1.0 if weights == NULL else weights[k]
             if beta > 0:
                 mag = sqrt(<double>(pr * pr + pi * pi)) + eps
                 # C's pow: Cython's ** on doubles may make a complex number and raise,
                 # which a nogil noexcept function can only print (and then answers OK).
                 w = w / mag if beta == 1.0 else (w / sqrt(mag) if beta == 0.5 else w / pow(mag, beta))
-            pr = <fft_t>(pr * w)
-            pi = <fft_t>(pi * w)
-        b[2 * k] = pr
-        b[2 * k + 1] = pi
+            b[2 * k] = <fft_t>(pr * w)
+            b[2 * k + 1] = <fft_t>(pi * w)
     _c2r(c2r, b)
 
     # Allowed lags, with at least 2 samples of overlap: [lo, hi] of
@@ -510,7 +608,7 @@ cdef int _correlate(const real_t[:] source, const real_t[:] sample, fft_t *spect
         if ncand > 1:
             best_exact = -1.0
             for r in range(ncand):
-                exact = _fabs(_exact_at(source, sample, cand[r], n))
+                exact = _fabs(_exact_at(source, m, sample, ns, cand[r], n))
                 if exact > best_exact:
                     best_exact = exact
                     peak = cand[r]
@@ -555,7 +653,7 @@ cdef int _correlate(const real_t[:] source, const real_t[:] sample, fft_t *spect
     found.value = best / n
     found.second = second / n
     found.rms = sqrt(sumsq / count) / n if count > 0 else 0.0
-    return _pearson(source, sample, lag, &found.coefficient)
+    return _pearson(source, m, sample, ns, lag, &found.coefficient)
 
 
 # --- the Python-facing kernel ---------------------------------------------------
@@ -563,6 +661,7 @@ cdef int _correlate(const real_t[:] source, const real_t[:] sample, fft_t *spect
 cdef class Spectrum:
     """The forward transform of a source, kept to correlate several samples against."""
     cdef void *data
+    cdef size_t nbytes
     cdef readonly _Plans plans
     cdef readonly Py_ssize_t n
     cdef readonly Py_ssize_t m
@@ -572,10 +671,10 @@ cdef class Spectrum:
     cdef readonly object source  # the samples, read again for Pearson
 
     def __dealloc__(self):
-        fftw_free(self.data)
+        _give(self.data, self.nbytes)
 
 
-def spectrum(const real_t[:] source, Py_ssize_t n, bint single, object owner, Py_ssize_t fade=0):
+def spectrum(const real_t[::1] source, Py_ssize_t n, bint single, object owner, Py_ssize_t fade=0):
     """Return (status, Spectrum or None) of ``source`` zero-padded to ``n``.
 
     ``owner`` is the array behind ``source``, kept alive with the spectrum.
@@ -587,25 +686,26 @@ def spectrum(const real_t[:] source, Py_ssize_t n, bint single, object owner, Py
         raise ValueError("need 2 <= len(source) <= n")
     cdef _Plans plans = _plans_for(n, single)
     cdef Spectrum spec = Spectrum.__new__(Spectrum)
-    spec.data = fftw_malloc((sizeof(float) if single else sizeof(double)) * nbuf)
+    spec.nbytes = (sizeof(float) if single else sizeof(double)) * nbuf
+    spec.data = _take(spec.nbytes)
     if spec.data == NULL:
         return ST_NO_MEMORY, None
     spec.plans, spec.n, spec.m, spec.single, spec.source = plans, n, source.shape[0], single, owner
     spec.fade = fade
     with nogil:
         if single:
-            status = _load(source, <float *>spec.data, nbuf, &sq, fade)
+            status = _load(&source[0], source.shape[0], <float *>spec.data, nbuf, &sq, fade)
             if not status:
                 _r2c(plans.r2c, <float *>spec.data)
         else:
-            status = _load(source, <double *>spec.data, nbuf, &sq, fade)
+            status = _load(&source[0], source.shape[0], <double *>spec.data, nbuf, &sq, fade)
             if not status:
                 _r2c(plans.r2c, <double *>spec.data)
     spec.sumsq = sq
     return (ST_SOURCE_NOT_FINITE, None) if status else (ST_OK, spec)
 
 
-def correlate(Spectrum spec, const real_t[:] source, const real_t[:] sample,
+def correlate(Spectrum spec, const real_t[::1] source, const real_t[::1] sample,
               Py_ssize_t lo, Py_ssize_t hi, bint refine,
               const float[:] weights=None, double beta=0.0, Py_ssize_t guard=0):
     """Return (status, Found as a dict) of ``sample`` against the source of ``spec``.
@@ -631,17 +731,20 @@ def correlate(Spectrum spec, const real_t[:] source, const real_t[:] sample,
     if beta < 0 or guard < 0:
         raise ValueError("beta and guard must not be negative")
     # Each call owns its buffer, so concurrent calls share only plans and spectrum.
-    cdef void *b = fftw_malloc((sizeof(float) if spec.single else sizeof(double)) * 2 * (n // 2 + 1))
+    cdef size_t nbytes = (sizeof(float) if spec.single else sizeof(double)) * 2 * (n // 2 + 1)
+    cdef void *b = _take(nbytes)
     if b == NULL:
         return ST_NO_MEMORY, found
     try:
         with nogil:
             if spec.single:
-                status = _correlate(source, sample, <float *>spec.data, <float *>b, spec.plans.r2c,
+                status = _correlate(&source[0], spec.m, &sample[0], sample.shape[0],
+                                    <float *>spec.data, <float *>b, spec.plans.r2c,
                                     spec.plans.c2r, n, spec.sumsq, lo, hi, refine, w, beta, guard, spec.fade, &found)
             else:
-                status = _correlate(source, sample, <double *>spec.data, <double *>b, spec.plans.r2c,
+                status = _correlate(&source[0], spec.m, &sample[0], sample.shape[0],
+                                    <double *>spec.data, <double *>b, spec.plans.r2c,
                                     spec.plans.c2r, n, spec.sumsq, lo, hi, 0, w, beta, guard, spec.fade, &found)
     finally:
-        fftw_free(b)
+        _give(b, nbytes)
     return status, found

@@ -73,7 +73,9 @@ def _as_signal(x: object, name: str) -> np.ndarray:
         raise ValueError(f"{name} must have at least 2 samples, got {arr.shape[0]}")
     if arr.shape[0] > _MAX_LENGTH:
         raise ValueError(f"{name} has {arr.shape[0]} samples; FFTW takes at most {_MAX_LENGTH}")
-    return arr
+    # The kernel reads plain C arrays: a strided view (one channel of a
+    # stereo array, say) is copied once; a contiguous array is not.
+    return np.ascontiguousarray(arr)
 
 
 _PRECISIONS = ("single", "double")

@@ -338,6 +338,42 @@ def test_lag_range_limits_the_search():
         cross_correlation(source, sample, lags=(5, 1))
 
 
+def _find_oracle(source, sample, n, lo, hi, guard):
+    """find()'s peak, second peak and rms from numpy's circular correlation, lag by lag."""
+    m, ns = len(source), len(sample)
+    corr = np.fft.irfft(np.fft.rfft(source, n) * np.conj(np.fft.rfft(sample, n)), n)
+    lags = np.arange(max(lo, -(ns - 2)), min(hi, m - 2, n - ns) + 1)
+    values = np.abs(corr[lags % n])
+    peak = int(np.argmax(values))
+    far = np.abs(lags - lags[peak]) > guard
+    return {"lag": int(lags[peak]), "value": values[peak], "second": values[far].max(initial=0.0),
+            "rms": np.sqrt(np.mean(values**2))}
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_find_matches_an_oracle_lag_by_lag(seed):
+    # The peak search reads r in blocks of lags; windows, guards and peaks
+    # that cut blocks and straddle lag 0 must give what a plain scan gives.
+    rng = np.random.default_rng(seed)
+    m = int(rng.integers(700, 3000))
+    ns = int(rng.integers(100, m))
+    source = rng.standard_normal(m)
+    lag = int(rng.integers(-(ns // 2), m - ns // 2))
+    sample = rng.standard_normal(ns)
+    overlap = sample[max(0, -lag):][: max(0, min(ns, m - lag) - max(0, -lag))]
+    sample[max(0, -lag): max(0, -lag) + len(overlap)] += 3 * source[max(0, lag): max(0, lag) + len(overlap)]
+    correlator = Correlator(source, linear=True, precision="double")
+    for _ in range(12):
+        lo = int(rng.integers(-ns - 10, m))
+        hi = int(rng.integers(lo, m + 10))
+        guard = int(rng.choice([0, 1, 5, 255, 256, 257, int(rng.integers(0, 2 * m))]))
+        want = _find_oracle(source, sample, correlator.n, lo, hi, guard)
+        got = correlator.find(sample, lags=(lo, hi), guard=guard)
+        assert got["lag"] == want["lag"], (lo, hi, guard)
+        for key in ("value", "second", "rms"):
+            assert got[key] == pytest.approx(want[key], rel=1e-9, abs=1e-9 * want["value"]), (key, lo, hi, guard)
+
+
 def test_wisdom_round_trip_and_corrupt_files(tmp_path, monkeypatch):
     from audiosync import wisdom
 
