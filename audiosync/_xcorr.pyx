@@ -118,11 +118,16 @@ cdef class _Plans:
         cdef unsigned effort = _effort
         cdef double limit = _time_limit
         cdef unsigned known = FFTW_MEASURE | FFTW_WISDOM_ONLY
-        # Plan on scratch memory: measuring overwrites its arrays.
-        cdef void *scratch = fftw_malloc(elem * 2 * (n // 2 + 1))
+        # Plan on scratch memory (measuring overwrites its arrays), out of
+        # place: a real array and a complex one, as the kernel runs them (in
+        # place, FFTW spends about a tenth of the time copying).
+        cdef void *real = fftw_malloc(elem * n)
+        cdef void *cplx = fftw_malloc(elem * 2 * (n // 2 + 1))
         self.n = n
         self.single = single
-        if scratch == NULL:
+        if real == NULL or cplx == NULL:
+            fftw_free(real)
+            fftw_free(cplx)
             raise MemoryError(f"cannot allocate {n} samples for FFTW")
         t0 = time.perf_counter()
         with nogil:
@@ -130,25 +135,26 @@ cdef class _Plans:
             if single:
                 fftwf_set_timelimit(limit)
                 # Wisdom first: instant when this size was measured before.
-                self.r2c = fftwf_plan_dft_r2c_1d(size, <float *>scratch, <fftwf_complex *>scratch, known)
-                self.c2r = fftwf_plan_dft_c2r_1d(size, <fftwf_complex *>scratch, <float *>scratch, known)
+                self.r2c = fftwf_plan_dft_r2c_1d(size, <float *>real, <fftwf_complex *>cplx, known)
+                self.c2r = fftwf_plan_dft_c2r_1d(size, <fftwf_complex *>cplx, <float *>real, known)
                 self.from_wisdom = self.r2c != NULL and self.c2r != NULL
                 if self.r2c == NULL:
-                    self.r2c = fftwf_plan_dft_r2c_1d(size, <float *>scratch, <fftwf_complex *>scratch, effort)
+                    self.r2c = fftwf_plan_dft_r2c_1d(size, <float *>real, <fftwf_complex *>cplx, effort)
                 if self.c2r == NULL:
-                    self.c2r = fftwf_plan_dft_c2r_1d(size, <fftwf_complex *>scratch, <float *>scratch, effort)
+                    self.c2r = fftwf_plan_dft_c2r_1d(size, <fftwf_complex *>cplx, <float *>real, effort)
             else:
                 fftw_set_timelimit(limit)
-                self.r2c = fftw_plan_dft_r2c_1d(size, <double *>scratch, <fftw_complex *>scratch, known)
-                self.c2r = fftw_plan_dft_c2r_1d(size, <fftw_complex *>scratch, <double *>scratch, known)
+                self.r2c = fftw_plan_dft_r2c_1d(size, <double *>real, <fftw_complex *>cplx, known)
+                self.c2r = fftw_plan_dft_c2r_1d(size, <fftw_complex *>cplx, <double *>real, known)
                 self.from_wisdom = self.r2c != NULL and self.c2r != NULL
                 if self.r2c == NULL:
-                    self.r2c = fftw_plan_dft_r2c_1d(size, <double *>scratch, <fftw_complex *>scratch, effort)
+                    self.r2c = fftw_plan_dft_r2c_1d(size, <double *>real, <fftw_complex *>cplx, effort)
                 if self.c2r == NULL:
-                    self.c2r = fftw_plan_dft_c2r_1d(size, <fftw_complex *>scratch, <double *>scratch, effort)
+                    self.c2r = fftw_plan_dft_c2r_1d(size, <fftw_complex *>cplx, <double *>real, effort)
             PyThread_release_lock(_planner_lock)
         self.planning_s = time.perf_counter() - t0
-        fftw_free(scratch)
+        fftw_free(real)
+        fftw_free(cplx)
         if self.r2c == NULL or self.c2r == NULL:
             raise MemoryError(f"FFTW could not plan a transform of {n} samples")
 
@@ -208,7 +214,7 @@ def planning_stats():
 # cost as much as one of its transforms. Only a few are kept (both
 # precisions, two threads); the pool is changed under the GIL.
 cdef enum:
-    POOL_SLOTS = 4
+    POOL_SLOTS = 8
 
 cdef void *_pool_data[POOL_SLOTS]
 cdef size_t _pool_size[POOL_SLOTS]
@@ -292,18 +298,19 @@ def forget_wisdom():
 
 # --- the nogil pieces ---------------------------------------------------------
 
-cdef inline void _r2c(void *plan, fft_t *buf) noexcept nogil:
+cdef inline void _r2c(void *plan, fft_t *real, fft_t *cplx) noexcept nogil:
     if fft_t is float:
-        fftwf_execute_dft_r2c(<fftwf_plan>plan, buf, <fftwf_complex *>buf)
+        fftwf_execute_dft_r2c(<fftwf_plan>plan, real, <fftwf_complex *>cplx)
     else:
-        fftw_execute_dft_r2c(<fftw_plan>plan, buf, <fftw_complex *>buf)
+        fftw_execute_dft_r2c(<fftw_plan>plan, real, <fftw_complex *>cplx)
 
 
-cdef inline void _c2r(void *plan, fft_t *buf) noexcept nogil:
+cdef inline void _c2r(void *plan, fft_t *cplx, fft_t *real) noexcept nogil:
+    # Destroys cplx (FFTW's default for complex-to-real).
     if fft_t is float:
-        fftwf_execute_dft_c2r(<fftwf_plan>plan, <fftwf_complex *>buf, buf)
+        fftwf_execute_dft_c2r(<fftwf_plan>plan, <fftwf_complex *>cplx, real)
     else:
-        fftw_execute_dft_c2r(<fftw_plan>plan, <fftw_complex *>buf, buf)
+        fftw_execute_dft_c2r(<fftw_plan>plan, <fftw_complex *>cplx, real)
 
 
 # The loops below keep two or four independent accumulators: with one, each
@@ -501,7 +508,7 @@ cdef double _block_max(const fft_t *b, Py_ssize_t count, double *sumsq) noexcept
 @cython.wraparound(False)
 @cython.cdivision(True)
 cdef int _correlate(const real_t *source, Py_ssize_t m, const real_t *sample, Py_ssize_t ns,
-                    fft_t *spectrum, fft_t *b,
+                    fft_t *spectrum, fft_t *a, fft_t *b,
                     void *r2c, void *c2r, Py_ssize_t n, double source_sumsq,
                     Py_ssize_t lo, Py_ssize_t hi, bint refine,
                     const float *weights, double beta, Py_ssize_t guard, Py_ssize_t fade,
@@ -515,9 +522,9 @@ cdef int _correlate(const real_t *source, Py_ssize_t m, const real_t *sample, Py
     cdef double mag, w, eps = 0.0, ym, y0, yp, den
     cdef fft_t ar, ai, br, bi, pr, pi
 
-    if _load(sample, ns, b, 2 * nc, &sample_sumsq, fade):
+    if _load(sample, ns, a, n, &sample_sumsq, fade):
         return ST_SAMPLE_NOT_FINITE
-    _r2c(r2c, b)
+    _r2c(r2c, a, b)
     if beta > 0:
         # Whitening divides by |X||Y|^beta; eps keeps empty bins from
         # blowing up: 1e-6 of the mean magnitude.
@@ -551,7 +558,7 @@ cdef int _correlate(const real_t *source, Py_ssize_t m, const real_t *sample, Py
                 w = w / mag if beta == 1.0 else (w / sqrt(mag) if beta == 0.5 else w / pow(mag, beta))
             b[2 * k] = <fft_t>(pr * w)
             b[2 * k + 1] = <fft_t>(pi * w)
-    _c2r(c2r, b)
+    _c2r(c2r, b, a)  # r, n times over, in a
 
     # Allowed lags, with at least 2 samples of overlap: [lo, hi] of
     # [-(ns - 2), m - 2], as two index ranges (positive, then negative lags).
@@ -577,7 +584,7 @@ cdef int _correlate(const real_t *source, Py_ssize_t m, const real_t *sample, Py
     for r in range(2):
         for q in range(_nblocks(start[r], stop[r])):
             kb = start[r] + q * BLOCK
-            bmax[j] = _block_max(b + kb, min(BLOCK, stop[r] - kb), &sumsq)
+            bmax[j] = _block_max(a + kb, min(BLOCK, stop[r] - kb), &sumsq)
             if bmax[j] > best:  # the first one wins a tie
                 best = bmax[j]
                 peak = kb
@@ -585,7 +592,7 @@ cdef int _correlate(const real_t *source, Py_ssize_t m, const real_t *sample, Py
     if best < 0:
         free(bmax)
         return ST_SILENT
-    while _fabs(b[peak]) != best:
+    while _fabs(a[peak]) != best:
         peak += 1
 
     if refine and beta == 0 and weights == NULL and fade == 0:
@@ -598,7 +605,7 @@ cdef int _correlate(const real_t *source, Py_ssize_t m, const real_t *sample, Py
                 kb = start[r] + q * BLOCK
                 if bmax[j] >= best - tol:
                     for k in range(kb, min(kb + BLOCK, stop[r])):
-                        if _fabs(b[k]) >= best - tol:
+                        if _fabs(a[k]) >= best - tol:
                             if ncand == MAX_CANDIDATES:
                                 free(bmax)
                                 return ST_NEED_DOUBLE
@@ -612,7 +619,7 @@ cdef int _correlate(const real_t *source, Py_ssize_t m, const real_t *sample, Py
                 if exact > best_exact:
                     best_exact = exact
                     peak = cand[r]
-            best = _fabs(b[peak])
+            best = _fabs(a[peak])
 
     # The best peak more than guard samples away (in lag) from this one:
     # whole blocks outside the guard zone by their maximum, the blocks it
@@ -632,7 +639,7 @@ cdef int _correlate(const real_t *source, Py_ssize_t m, const real_t *sample, Py
                 for k in range(kb, ke):
                     d = k - shift - lag
                     if d > guard or d < -guard:
-                        v = _fabs(b[k])
+                        v = _fabs(a[k])
                         if v > second:
                             second = v
             j += 1
@@ -640,9 +647,9 @@ cdef int _correlate(const real_t *source, Py_ssize_t m, const real_t *sample, Py
 
     # A parabola through the peak and its neighbours places it between samples.
     found.fraction = 0.0
-    ym = _fabs(b[(peak - 1 + n) % n])
+    ym = _fabs(a[(peak - 1 + n) % n])
     y0 = best
-    yp = _fabs(b[(peak + 1) % n])
+    yp = _fabs(a[(peak + 1) % n])
     den = ym - 2.0 * y0 + yp
     if den < 0:
         v = 0.5 * (ym - yp) / den
@@ -686,21 +693,25 @@ def spectrum(const real_t[::1] source, Py_ssize_t n, bint single, object owner, 
         raise ValueError("need 2 <= len(source) <= n")
     cdef _Plans plans = _plans_for(n, single)
     cdef Spectrum spec = Spectrum.__new__(Spectrum)
-    spec.nbytes = (sizeof(float) if single else sizeof(double)) * nbuf
+    cdef size_t elem = sizeof(float) if single else sizeof(double)
+    spec.nbytes = elem * nbuf
     spec.data = _take(spec.nbytes)
-    if spec.data == NULL:
+    cdef void *real = _take(elem * n)
+    if spec.data == NULL or real == NULL:
+        _give(real, elem * n)
         return ST_NO_MEMORY, None
     spec.plans, spec.n, spec.m, spec.single, spec.source = plans, n, source.shape[0], single, owner
     spec.fade = fade
     with nogil:
         if single:
-            status = _load(&source[0], source.shape[0], <float *>spec.data, nbuf, &sq, fade)
+            status = _load(&source[0], source.shape[0], <float *>real, n, &sq, fade)
             if not status:
-                _r2c(plans.r2c, <float *>spec.data)
+                _r2c(plans.r2c, <float *>real, <float *>spec.data)
         else:
-            status = _load(&source[0], source.shape[0], <double *>spec.data, nbuf, &sq, fade)
+            status = _load(&source[0], source.shape[0], <double *>real, n, &sq, fade)
             if not status:
-                _r2c(plans.r2c, <double *>spec.data)
+                _r2c(plans.r2c, <double *>real, <double *>spec.data)
+    _give(real, elem * n)
     spec.sumsq = sq
     return (ST_SOURCE_NOT_FINITE, None) if status else (ST_OK, spec)
 
@@ -731,20 +742,24 @@ def correlate(Spectrum spec, const real_t[::1] source, const real_t[::1] sample,
     if beta < 0 or guard < 0:
         raise ValueError("beta and guard must not be negative")
     # Each call owns its buffer, so concurrent calls share only plans and spectrum.
-    cdef size_t nbytes = (sizeof(float) if spec.single else sizeof(double)) * 2 * (n // 2 + 1)
-    cdef void *b = _take(nbytes)
-    if b == NULL:
+    cdef size_t elem = sizeof(float) if spec.single else sizeof(double)
+    cdef void *a = _take(elem * n)
+    cdef void *b = _take(elem * 2 * (n // 2 + 1))
+    if a == NULL or b == NULL:
+        _give(a, elem * n)
+        _give(b, elem * 2 * (n // 2 + 1))
         return ST_NO_MEMORY, found
     try:
         with nogil:
             if spec.single:
                 status = _correlate(&source[0], spec.m, &sample[0], sample.shape[0],
-                                    <float *>spec.data, <float *>b, spec.plans.r2c,
+                                    <float *>spec.data, <float *>a, <float *>b, spec.plans.r2c,
                                     spec.plans.c2r, n, spec.sumsq, lo, hi, refine, w, beta, guard, spec.fade, &found)
             else:
                 status = _correlate(&source[0], spec.m, &sample[0], sample.shape[0],
-                                    <double *>spec.data, <double *>b, spec.plans.r2c,
+                                    <double *>spec.data, <double *>a, <double *>b, spec.plans.r2c,
                                     spec.plans.c2r, n, spec.sumsq, lo, hi, 0, w, beta, guard, spec.fade, &found)
     finally:
-        _give(b, nbytes)
+        _give(a, elem * n)
+        _give(b, elem * 2 * (n // 2 + 1))
     return status, found

@@ -174,13 +174,15 @@ def memory():
             before = rss('VmRSS:')
             _xcorr.plan(working_length(len(src)), precision == 'single')  # plans stay cached
             plans = rss('VmRSS:') - before
+            _xcorr.free_buffers()  # the call allocates its buffers anew
             with open('/proc/self/clear_refs', 'w') as f:
                 f.write('5')  # reset the peak to the current size
             base = rss('VmRSS:')
             audiosync.cross_correlation(src, smp, precision=precision)
             peak = rss('VmHWM:')
+            pool = _xcorr.free_buffers()  # kept after the call for the next one
             print(json.dumps({'precision': precision, 'input_bytes': src.nbytes + smp.nbytes,
-                              'extra_peak_bytes': peak - base, 'plan_bytes': plans}))
+                              'extra_peak_bytes': peak - base, 'plan_bytes': plans, 'pool_bytes': pool}))
     """)
     # Large blocks mmap'd and unmapped on free, so the resident size is what is in use.
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
@@ -266,7 +268,8 @@ def main():
     for mem in results["memory"]:
         print(f"memory: 30 s call, {mem['precision']}: peak extra {mem['extra_peak_bytes'] / 2**20:.1f} MiB "
               f"for {mem['input_bytes'] / 2**20:.1f} MiB of input = {mem['extra_peak_bytes'] / mem['input_bytes']:.2f}x "
-              f"(plans, kept across calls: {mem['plan_bytes'] / 2**20:.1f} MiB)")
+              f"(kept across calls: plans {mem['plan_bytes'] / 2**20:.1f} MiB, "
+              f"buffers {mem['pool_bytes'] / 2**20:.1f} MiB)")
     o = results["offline"]
     print(f"offline: 5 min reference vs 30 s capture: kernel {o['kernel_ms']:.0f} ms, "
           f"sync_files with decoding {o['sync_files_s']:.2f} s")
