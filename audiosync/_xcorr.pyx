@@ -111,6 +111,7 @@ cdef class _Plans:
     cdef readonly bint single
     cdef readonly double planning_s
     cdef readonly bint from_wisdom
+    cdef readonly bint estimated  # made by FFTW_ESTIMATE (not measured, not from wisdom)
 
     def __cinit__(self, Py_ssize_t n, bint single):
         cdef int size = <int>n
@@ -153,6 +154,7 @@ cdef class _Plans:
                     self.c2r = fftw_plan_dft_c2r_1d(size, <fftw_complex *>cplx, <double *>real, effort)
             PyThread_release_lock(_planner_lock)
         self.planning_s = time.perf_counter() - t0
+        self.estimated = not self.from_wisdom and effort == FFTW_ESTIMATE
         fftw_free(real)
         fftw_free(cplx)
         if self.r2c == NULL or self.c2r == NULL:
@@ -176,6 +178,7 @@ cdef class _Plans:
 
 cdef dict _cache = {}
 _planning = {"plans": 0, "seconds": 0.0, "from_wisdom": 0}
+cdef list _estimated = []  # (n, single) planned by estimate, for audiosync.wisdom to measure
 
 
 cdef _Plans _plans_for(Py_ssize_t n, bint single):
@@ -188,6 +191,8 @@ cdef _Plans _plans_for(Py_ssize_t n, bint single):
         _planning["plans"] += 1
         _planning["seconds"] += plans.planning_s
         _planning["from_wisdom"] += plans.from_wisdom
+        if plans.estimated:
+            _estimated.append(key)
     _cache[key] = plans  # most recently used last
     while len(_cache) > PLAN_CACHE_SIZE:
         del _cache[next(iter(_cache))]
@@ -197,6 +202,19 @@ cdef _Plans _plans_for(Py_ssize_t n, bint single):
 def cached_sizes():
     """Transform sizes with plans in the cache (both precisions), least recently used first."""
     return [n for n, _ in _cache]
+
+
+def take_estimated():
+    """The (size, single) pairs planned by estimate since the last call."""
+    taken = _estimated[:]
+    del _estimated[:len(taken)]
+    return taken
+
+
+def drop_estimated_plans():
+    """Drop cached plans that were estimated, so the next call plans from new wisdom."""
+    for key in [k for k, p in _cache.items() if (<_Plans>p).estimated]:
+        _cache.pop(key, None)
 
 
 def clear_plans():
@@ -211,55 +229,63 @@ def planning_stats():
 
 # Transform buffers are kept for the next call of the same size: a fresh
 # buffer of a 30 s call is 11 MB of new pages, and the kernel's page faults
-# cost as much as one of its transforms. Only a few are kept (both
-# precisions, two threads); the pool is changed under the GIL.
+# cost as much as one of its transforms. Only a few are kept (at most
+# POOL_SLOTS and POOL_BYTES, the oldest freed first); the pool is changed
+# under the GIL.
 cdef enum:
     POOL_SLOTS = 8
 
+cdef size_t POOL_BYTES = 128 << 20
 cdef void *_pool_data[POOL_SLOTS]
 cdef size_t _pool_size[POOL_SLOTS]
 cdef int _pool_count = 0
+cdef size_t _pool_bytes = 0
+
+
+cdef void _pool_remove(int i) noexcept:
+    global _pool_count, _pool_bytes
+    cdef int j
+    _pool_bytes -= _pool_size[i]
+    for j in range(i, _pool_count - 1):
+        _pool_data[j], _pool_size[j] = _pool_data[j + 1], _pool_size[j + 1]
+    _pool_count -= 1
 
 
 cdef void *_take(size_t nbytes) noexcept:
     """A buffer of nbytes from the pool, or a new one (NULL when out of memory)."""
-    global _pool_count
-    cdef int i, j
+    cdef int i
     cdef void *p
     for i in range(_pool_count - 1, -1, -1):
         if _pool_size[i] == nbytes:
             p = _pool_data[i]
-            for j in range(i, _pool_count - 1):
-                _pool_data[j], _pool_size[j] = _pool_data[j + 1], _pool_size[j + 1]
-            _pool_count -= 1
+            _pool_remove(i)
             return p
     return fftw_malloc(nbytes)
 
 
 cdef void _give(void *p, size_t nbytes) noexcept:
-    """Return a buffer from _take to the pool; the oldest is freed when it is full."""
-    global _pool_count
-    cdef int j
+    """Return a buffer from _take to the pool, or free it when it does not fit."""
+    global _pool_count, _pool_bytes
     if p == NULL:
         return
-    if _pool_count == POOL_SLOTS:
+    if nbytes > POOL_BYTES:
+        fftw_free(p)
+        return
+    while _pool_count == POOL_SLOTS or _pool_bytes + nbytes > POOL_BYTES:
         fftw_free(_pool_data[0])
-        for j in range(POOL_SLOTS - 1):
-            _pool_data[j], _pool_size[j] = _pool_data[j + 1], _pool_size[j + 1]
-        _pool_count -= 1
+        _pool_remove(0)
     _pool_data[_pool_count] = p
     _pool_size[_pool_count] = nbytes
     _pool_count += 1
+    _pool_bytes += nbytes
 
 
 def free_buffers():
     """Free the transform buffers kept for later calls; return the bytes freed."""
-    global _pool_count
-    cdef size_t total = 0
+    cdef size_t total = _pool_bytes
     while _pool_count > 0:
-        _pool_count -= 1
-        total += _pool_size[_pool_count]
-        fftw_free(_pool_data[_pool_count])
+        fftw_free(_pool_data[0])
+        _pool_remove(0)
     return total
 
 

@@ -2,24 +2,42 @@
 
 Loaded on import (a missing, corrupt or foreign file is ignored, with a
 debug log); saved after plans are made with more than FFTW_ESTIMATE's
-effort, for example by :func:`prepare`.
+effort, by :func:`prepare` or by the background planner.
+
+A call never waits for FFTW_MEASURE (a minute or more for a 30 s capture
+here): a size the wisdom does not know is planned by FFTW_ESTIMATE at once,
+and queued for a background process (``python -m audiosync.wisdom``, at the
+lowest CPU priority, one per user and machine) that measures it and saves
+the wisdom. Processes started later plan it from the wisdom; a running one
+picks it up within a second of the save (:func:`refresh`). Set
+``AUDIOSYNC_BACKGROUND_PLANNING=0`` to turn the background planner off.
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import logging
 import os
 import platform
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterable
 
 from audiosync import _xcorr
 from audiosync.xcorr import working_length
 
-__all__ = ["load", "path", "prepare", "save", "set_effort"]
+__all__ = ["background_enabled", "load", "path", "prepare", "refresh", "save", "set_effort"]
+
+BACKGROUND_ENV = "AUDIOSYNC_BACKGROUND_PLANNING"
+# Below this size an estimated transform takes well under a millisecond:
+# not worth a background process.
+MEASURE_MIN = 1 << 16
+# How often a running process looks for wisdom saved by the background planner.
+REFRESH_S = 1.0
 
 log = logging.getLogger("audiosync")
 
@@ -50,8 +68,26 @@ def path(single: bool) -> str:
     return os.path.join(_cache_dir(), f"wisdom-{_machine_key()}-{'float' if single else 'double'}.txt")
 
 
+_loaded_stamp: tuple = ()
+_checked_at = 0.0
+_refresh_lock = threading.Lock()
+
+
+def _stamp() -> tuple:
+    stamp = []
+    for single in (False, True):
+        try:
+            st = os.stat(path(single))
+            stamp.append((st.st_mtime_ns, st.st_size))
+        except OSError:
+            stamp.append(None)
+    return tuple(stamp)
+
+
 def load() -> tuple[bool, bool]:
     """Import this machine's wisdom (double, single); False where there is none or it is unusable."""
+    global _loaded_stamp
+    _loaded_stamp = _stamp()
     loaded = []
     for single in (False, True):
         p = path(single)
@@ -82,6 +118,113 @@ def save() -> None:
         log.debug("could not save FFTW wisdom in %s: %s", folder, exc)
 
 
+def background_enabled() -> bool:
+    return os.environ.get(BACKGROUND_ENV, "1").strip().lower() not in ("0", "no", "false", "off")
+
+
+def _queue_path() -> str:
+    return os.path.join(_cache_dir(), f"queue-{_machine_key()}.txt")
+
+
+def _lock_path() -> str:
+    return os.path.join(_cache_dir(), f"planner-{_machine_key()}.lock")
+
+
+def refresh() -> None:
+    """Queue the sizes just planned by estimate for the background planner, and
+    take up wisdom it has saved since (checked at most once a second).
+
+    Called by :class:`audiosync.Correlator` whenever it plans; cheap.
+    """
+    global _checked_at
+    estimated = [(n, single) for n, single in _xcorr.take_estimated() if n >= _measure_min()]
+    if estimated and background_enabled():
+        _queue(estimated)
+    now = time.monotonic()
+    if now - _checked_at < REFRESH_S or not _refresh_lock.acquire(blocking=False):
+        return
+    try:
+        _checked_at = now
+        if _stamp() != _loaded_stamp:
+            load()
+            _xcorr.drop_estimated_plans()  # the next call plans these sizes from the new wisdom
+    finally:
+        _refresh_lock.release()
+
+
+def _measure_min() -> int:
+    try:
+        return int(os.environ.get("AUDIOSYNC_MEASURE_MIN", MEASURE_MIN))
+    except ValueError:
+        return MEASURE_MIN
+
+
+def _queue(sizes: list[tuple[int, bool]]) -> None:
+    """Append sizes to the planner's queue and start the planner (it exits at once if one runs)."""
+    try:
+        os.makedirs(_cache_dir(), exist_ok=True)
+        with open(_queue_path(), "a") as f:
+            f.write("".join(f"{n} {'single' if single else 'double'}\n" for n, single in sizes))
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "audiosync.wisdom", "--background"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True,  # not stopped by the caller's Ctrl-C; outlives it
+            env={**os.environ, "AUDIOSYNC_CACHE_DIR": _cache_dir(), BACKGROUND_ENV: "0"},
+        )
+    except OSError as exc:
+        log.debug("could not start the background planner: %s", exc)
+        return
+    # Reaped when it ends, so it never lingers as a zombie while we run.
+    threading.Thread(target=proc.wait, name="audiosync-planner-reaper", daemon=True).start()
+    log.debug("background planner %d queued %s", proc.pid, sizes)
+
+
+def _read_queue() -> set[tuple[int, bool]]:
+    wanted = set()
+    try:
+        with open(_queue_path()) as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) == 2 and parts[0].isdigit() and parts[1] in ("single", "double"):
+                    n = int(parts[0])
+                    if 2 <= n <= 2**30:
+                        wanted.add((n, parts[1] == "single"))
+    except OSError:
+        pass
+    return wanted
+
+
+def _background() -> int:
+    """The background planner: measure every queued size, saving the wisdom after each."""
+    import fcntl
+
+    try:
+        os.nice(19)
+    except OSError:
+        pass
+    os.makedirs(_cache_dir(), exist_ok=True)
+    with open(_lock_path(), "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return 0  # another planner runs; it reads the queue again before it ends
+        set_effort("measure")
+        done: set[tuple[int, bool]] = set()
+        while True:
+            wanted = _read_queue() - done
+            if not wanted:
+                break
+            for n, single in sorted(wanted):
+                _xcorr.plan(n, single)  # measured, or found in the wisdom at once
+                save()
+                done.add((n, single))
+        try:
+            os.unlink(_queue_path())
+        except OSError:
+            pass
+    return 0
+
+
 def set_effort(effort: str = "estimate", time_limit: float | None = None) -> None:
     """Planner effort for sizes the wisdom does not know: estimate (default), measure or patient."""
     if effort not in _xcorr.EFFORTS:
@@ -93,21 +236,44 @@ def set_effort(effort: str = "estimate", time_limit: float | None = None) -> Non
 
 def prepare(seconds: Iterable[float] = (3, 6, 10, 15, 20, 30), sample_rate: int = 48000, *,
             effort: str = "measure", time_limit: float | None = None,
-            precisions: Iterable[str] = ("single",)) -> float:
-    """Measure plans for the live schedule's sizes (2x each interval) and save them as wisdom.
+            precisions: Iterable[str] = ("single",), download_s: float = 120.0) -> float:
+    """Measure plans for the sizes audiosync uses and save them as wisdom.
 
-    Returns the seconds spent planning. Run once per machine; later
-    processes find the plans in the wisdom at no cost.
+    The sizes: ``cross_correlation`` of each capture length in ``seconds``
+    against twice as much source, and (when ``download_s`` > 0) the live
+    path's linear correlation of a ``download_s`` download against the
+    longest capture. Returns the seconds spent planning. Run once per
+    machine; later processes find the plans in the wisdom at no cost.
     """
+    seconds = list(seconds)
+    precisions = list(precisions)
+    sizes = [working_length(int(round(2 * s * sample_rate))) for s in seconds]
+    if download_s > 0 and seconds:
+        sizes.append(working_length(int(round(download_s * sample_rate)) + int(round(max(seconds) * sample_rate)) - 1))
     old = _xcorr.get_effort()
     set_effort(effort, time_limit)
     t0 = time.perf_counter()
     try:
-        for s in seconds:
-            n = working_length(int(round(2 * s * sample_rate)))
+        for n in sizes:
             for precision in precisions:
                 _xcorr.plan(n, precision == "single")
+                save()  # after each: a long run stopped half-way keeps what it measured
     finally:
         _xcorr.set_effort(*old)
-    save()
     return time.perf_counter() - t0
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m audiosync.wisdom",
+                                     description="Measure FFTW plans and save them as wisdom.")
+    parser.add_argument("--background", action="store_true",
+                        help="measure the queued sizes (what audiosync starts by itself)")
+    args = parser.parse_args(argv)
+    if args.background:
+        return _background()
+    seconds = prepare()
+    print(f"measured plans in {seconds:.1f} s; wisdom in {_cache_dir()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -125,6 +125,9 @@ class Correlator:
             if status == _xcorr.NO_MEMORY:
                 raise MemoryError(f"cannot allocate a transform of {self.n} samples")
             self._spectra[precision] = spec
+            from audiosync import wisdom  # (imports this module)
+
+            wisdom.refresh()  # queue an estimated size for measuring; take up new wisdom
         return spec
 
     def __call__(self, sample: object, *, lags: tuple[int, int] | None = None) -> Correlation:

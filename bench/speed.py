@@ -5,6 +5,13 @@ Run: python bench/speed.py [--repeat R] [--json]   (needs the package's test ext
 Every ratio compares timings taken in this one run on the same data (best of
 R): these machines are shared and noisy, so absolute times move between runs
 and the ratios are what to read.
+
+Plans: with --effort measure (the default) both the kernel and the pyFFTW
+floor run FFTW_MEASURE plans. The kernel's come from audiosync's wisdom
+(wisdom.prepare, measured once per machine and kept in the user's cache);
+pyFFTW bundles another FFTW (3.3.5), so it measures its own, kept in
+~/.cache/audiosync-bench. The first run spends minutes planning (reported
+apart from every time above it); later runs find the plans.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pickle
 import platform
 import subprocess
 import sys
@@ -20,15 +28,21 @@ import textwrap
 import threading
 import time
 
-import numpy as np
-import pyfftw
-import scipy
-import scipy.fft
-import scipy.signal
+# Before numpy: OpenBLAS threads left spinning after a baseline's np.corrcoef
+# would take the second core from the two-thread figure; and no background
+# planner while timing (the kernel's plans are prepared first, below).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("AUDIOSYNC_BACKGROUND_PLANNING", "0")
 
-import audiosync
-from audiosync import _xcorr, cross_correlation
-from audiosync.xcorr import Correlator, working_length
+import numpy as np  # noqa: E402
+import pyfftw  # noqa: E402
+import scipy  # noqa: E402
+import scipy.fft  # noqa: E402
+import scipy.signal  # noqa: E402
+
+import audiosync  # noqa: E402
+from audiosync import _xcorr, cross_correlation  # noqa: E402
+from audiosync.xcorr import Correlator, working_length  # noqa: E402
 
 RATE = 48_000
 
@@ -78,7 +92,7 @@ class PyfftwFloor:
         self.fa = pyfftw.empty_aligned(m // 2 + 1, ctype)
         self.fb = pyfftw.empty_aligned(m // 2 + 1, ctype)
         self.out = pyfftw.empty_aligned(m, dtype)
-        kw = dict(flags=(flags,), planning_timelimit=20.0)
+        kw = dict(flags=(flags,))
         self.fwd_a = pyfftw.FFTW(self.a, self.fa, **kw)
         self.fwd_b = pyfftw.FFTW(self.b, self.fb, **kw)
         self.inv = pyfftw.FFTW(self.fa, self.out, direction="FFTW_BACKWARD", **kw)
@@ -94,6 +108,32 @@ class PyfftwFloor:
         return self.out
 
 
+FLOOR_WISDOM = os.path.join(os.path.expanduser("~/.cache/audiosync-bench"), "pyfftw-wisdom.pickle")
+SECONDS = (3, 10, 30)
+
+
+def plan_ahead(effort):
+    """Measure (or find in the wisdom) the kernel's plans of the table's sizes; load the floor's wisdom."""
+    from audiosync import wisdom
+
+    prepare_s = 0.0
+    if effort == "measure":
+        prepare_s = wisdom.prepare(seconds=SECONDS, sample_rate=RATE, precisions=("single", "double"),
+                                   download_s=0)
+        try:
+            with open(FLOOR_WISDOM, "rb") as f:
+                pyfftw.import_wisdom(pickle.load(f))
+        except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError):
+            pass
+    return {"prepare_s": prepare_s}
+
+
+def save_floor_wisdom():
+    os.makedirs(os.path.dirname(FLOOR_WISDOM), exist_ok=True)
+    with open(FLOOR_WISDOM, "wb") as f:
+        pickle.dump(pyfftw.export_wisdom(), f)
+
+
 def best_ms(fn, repeat):
     times = []
     for _ in range(repeat):
@@ -105,7 +145,7 @@ def best_ms(fn, repeat):
 
 def kernel_table(rng, repeat, flags):
     rows = []
-    for seconds in (3, 10, 30):
+    for seconds in SECONDS:
         n = seconds * RATE
         m = working_length(2 * n)  # the floor transforms the kernel's own size
         source = rng.standard_normal(m)
@@ -114,8 +154,10 @@ def kernel_table(rng, repeat, flags):
         s32, x32 = source.astype(np.float32), sample.astype(np.float32)
         for precision in ("double", "single"):
             assert cross_correlation(source, sample, precision=precision).lag == lag  # plans, too
+        t = time.perf_counter()
         floor64 = PyfftwFloor(m, np.float64, flags)
         floor32 = PyfftwFloor(m, np.float32, flags)
+        floor_plan_s = time.perf_counter() - t
         reuse = Correlator(s32)
         reuse(x32)
         row = {
@@ -128,6 +170,7 @@ def kernel_table(rng, repeat, flags):
             "scipy_fft2_ms": best_ms(lambda: scipy_fft_workers(source, sample), repeat),
             "floor64_ms": best_ms(lambda: floor64(source, sample), repeat),
             "floor32_ms": best_ms(lambda: floor32(s32, x32), repeat),
+            "floor_plan_s": floor_plan_s,
         }
         assert numpy_sketch(source, sample)[0] == lag
         rows.append(row)
@@ -235,20 +278,25 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    parser.add_argument("--floor-flags", default="FFTW_ESTIMATE",
-                        help="pyFFTW planner flags of the floor (FFTW_MEASURE takes minutes here)")
+    parser.add_argument("--effort", choices=("measure", "estimate"), default="measure",
+                        help="FFTW planner effort of the kernel and the floor (measure: minutes, once)")
     args = parser.parse_args()
+    flags = "FFTW_MEASURE" if args.effort == "measure" else "FFTW_ESTIMATE"
+    planning = plan_ahead(args.effort)
     rng = np.random.default_rng(0)
     info = {
         "audiosync": audiosync.__version__, "fftw": audiosync.fftw_version, "numpy": np.__version__,
         "scipy": scipy.__version__, "pyfftw": pyfftw.__version__, "python": platform.python_version(),
         "cores": os.cpu_count(), "machine": platform.machine(), "planner": _xcorr.get_effort()[0],
-        "floor_flags": args.floor_flags,
+        "floor_flags": flags,
     }
-    results = {"info": info, "kernel": kernel_table(rng, args.repeat, args.floor_flags),
+    kernel = kernel_table(rng, args.repeat, flags)
+    planning["floor_s"] = sum(r["floor_plan_s"] for r in kernel)
+    save_floor_wisdom()
+    results = {"info": info, "kernel": kernel,
                "threads": threads(rng, args.repeat), "memory": memory(),
                "offline": offline(rng, args.repeat), "live": live(rng),
-               "planning": _xcorr.planning_stats()}
+               "planning": {**planning, **_xcorr.planning_stats()}}
     if args.json:
         print(json.dumps(results, indent=1))
         return
@@ -276,8 +324,9 @@ def main():
     print("live: interval's data to decision: " + ", ".join(
         f"{p['interval_s']:.0f} s: {p['decision_ms']:.0f} ms" for p in results["live"]))
     p = results["planning"]
-    print(f"planning (separate from the times above): {p['plans']} plans, {p['seconds']:.2f} s, "
-          f"{p['from_wisdom']} from wisdom")
+    print(f"planning (separate from the times above): kernel, measuring its wisdom {p['prepare_s']:.1f} s "
+          f"(0 when this machine's wisdom had it); in the run {p['plans']} plans, {p['seconds']:.2f} s, "
+          f"{p['from_wisdom']} from wisdom; pyFFTW floor {p['floor_s']:.1f} s")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,10 @@ import threading
 import time
 import pytest
 
-from audiosync.synth import make_song
+# No background FFTW planner from the tests (one test turns it on for itself).
+os.environ["AUDIOSYNC_BACKGROUND_PLANNING"] = "0"
+
+from audiosync.synth import make_song  # noqa: E402
 
 from helpers import RATE, SONG_SECONDS, ffmpeg, write_wav
 

@@ -1,5 +1,6 @@
 """The kernel against the original's vectors and independent oracles."""
 
+import os
 import threading
 
 import numpy as np
@@ -378,7 +379,7 @@ def test_wisdom_round_trip_and_corrupt_files(tmp_path, monkeypatch):
     from audiosync import wisdom
 
     monkeypatch.setenv("AUDIOSYNC_CACHE_DIR", str(tmp_path))
-    seconds = wisdom.prepare(seconds=(0.05,), sample_rate=8000, effort="measure")
+    seconds = wisdom.prepare(seconds=(0.05,), sample_rate=8000, effort="measure", download_s=0)
     assert seconds >= 0
     files = sorted(p.name for p in tmp_path.iterdir())
     assert len(files) == 2 and all(f.startswith("wisdom-") for f in files)
@@ -398,3 +399,63 @@ def test_wisdom_round_trip_and_corrupt_files(tmp_path, monkeypatch):
     # An unwritable cache folder is not an error either.
     monkeypatch.setenv("AUDIOSYNC_CACHE_DIR", "/proc/no-such-folder")
     wisdom.save()
+
+
+def test_background_planner_measures_estimated_sizes(tmp_path, monkeypatch):
+    import fcntl
+    import subprocess
+    import sys
+    import time
+
+    from audiosync import wisdom
+
+    monkeypatch.setenv("AUDIOSYNC_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv(wisdom.BACKGROUND_ENV, "1")
+    monkeypatch.setenv("AUDIOSYNC_MEASURE_MIN", "1000")
+    _xcorr.forget_wisdom()
+    _xcorr.clear_plans()
+    _xcorr.take_estimated()  # what earlier tests planned
+    rng = np.random.default_rng(30)
+    source = rng.standard_normal(2940)  # working_length(2940) == 2940, a size no other test uses
+    assert cross_correlation(source, source[100:1100]).lag == 100  # estimated now, queued
+    deadline = time.monotonic() + 120
+    while os.path.exists(wisdom._queue_path()) or not os.path.exists(wisdom.path(True)):
+        assert time.monotonic() < deadline, "the background planner did not finish"
+        time.sleep(0.1)
+    for t in threading.enumerate():  # its reaper ends with it
+        if t.name == "audiosync-planner-reaper":
+            t.join(30)
+    # This process takes up the new wisdom (at most a second later) and plans from it.
+    time.sleep(wisdom.REFRESH_S + 0.1)
+    before = _xcorr.planning_stats()["from_wisdom"]
+    wisdom.refresh()
+    assert cross_correlation(source, source[200:1200]).lag == 200
+    assert _xcorr.planning_stats()["from_wisdom"] == before + 1
+    # With a planner running (its lock held), a second one exits at once.
+    with open(wisdom._lock_path(), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with open(wisdom._queue_path(), "w") as f:
+            f.write("2940 double\n")
+        t0 = time.monotonic()
+        subprocess.run([sys.executable, "-m", "audiosync.wisdom", "--background"], check=True, timeout=60)
+        assert time.monotonic() - t0 < 30 and os.path.exists(wisdom._queue_path())
+
+
+def test_buffer_pool_is_bounded_and_reused():
+    rng = np.random.default_rng(31)
+    _xcorr.free_buffers()
+    source = rng.standard_normal(4000).astype(np.float32)
+    first = cross_correlation(source, source[500:1500])
+    kept = _xcorr.free_buffers()
+    # The call's three buffers (spectrum, real and complex work arrays) were kept for the next.
+    n = working_length(4000)
+    assert kept == 4 * (n + 2 * 2 * (n // 2 + 1))
+    assert _xcorr.free_buffers() == 0
+    # Reused buffers hold the last call's data: the answers must not depend on it.
+    for _ in range(3):
+        assert cross_correlation(source, source[500:1500]) == first
+        assert cross_correlation(source, source[2000:2700]).lag == 2000
+    # A buffer larger than the pool's budget is freed, not kept.
+    big = rng.standard_normal(20_000_000).astype(np.float32)
+    cross_correlation(big, big[:1000], lags=(0, 10))
+    assert _xcorr.free_buffers() < 128 << 20
