@@ -81,12 +81,14 @@ def _band(n: int, rate: int) -> np.ndarray:
     return w
 
 
-def make_correlator(source: np.ndarray, max_sample_length: int, method: str, rate: int) -> Correlator:
+def make_correlator(source: np.ndarray, max_sample_length: int, method: str, rate: int,
+                    precision: str = "single") -> Correlator:
     """A linear correlator of ``source`` prepared for ``method``."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     fade = int(round(FADE_S * rate)) if method == "phat" else 0
-    return Correlator(source, max_sample_length=max_sample_length, linear=True, fade=fade)
+    return Correlator(source, max_sample_length=max_sample_length, linear=True, fade=fade,
+                      precision=precision)
 
 
 def estimate(correlator: Correlator, sample: np.ndarray, method: str, rate: int, mode: str,

@@ -5,12 +5,13 @@ debug log); saved after plans are made with more than FFTW_ESTIMATE's
 effort, by :func:`prepare` or by the background planner.
 
 A call never waits for FFTW_MEASURE (a minute or more for a 30 s capture
-here): a size the wisdom does not know is planned by FFTW_ESTIMATE at once,
-and queued for a background process (``python -m audiosync.wisdom``, at the
-lowest CPU priority, one per user and machine) that measures it and saves
-the wisdom. Processes started later plan it from the wisdom; a running one
-picks it up within a second of the save (:func:`refresh`). Set
-``AUDIOSYNC_BACKGROUND_PLANNING=0`` to turn the background planner off.
+here): a size the wisdom does not know is planned by FFTW_ESTIMATE at once
+and noted in a queue; once a size is asked for twice, a background process
+(``python -m audiosync.wisdom --background``, at the lowest CPU priority,
+one per user and machine) measures it and saves the wisdom. Processes
+started later plan it from the wisdom; a running one picks it up within a
+second of the save (:func:`refresh`). Set ``AUDIOSYNC_BACKGROUND_PLANNING=0``
+to turn the background planner off.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ BACKGROUND_ENV = "AUDIOSYNC_BACKGROUND_PLANNING"
 MEASURE_MIN = 1 << 16
 # How often a running process looks for wisdom saved by the background planner.
 REFRESH_S = 1.0
+# Sizes asked for once, kept in the queue for a second request.
+QUEUE_KEEP = 200
 
 log = logging.getLogger("audiosync")
 
@@ -160,11 +163,19 @@ def _measure_min() -> int:
 
 
 def _queue(sizes: list[tuple[int, bool]]) -> None:
-    """Append sizes to the planner's queue and start the planner (it exits at once if one runs)."""
+    """Note sizes in the planner's queue; start the planner for those noted before.
+
+    A size is measured once a second process (or a second planning in this
+    one) asks for it: one-off sizes, such as sync_files of files of any
+    length, would keep a planner busy for minutes each and never pay back.
+    """
     try:
         os.makedirs(_cache_dir(), exist_ok=True)
         with open(_queue_path(), "a") as f:
             f.write("".join(f"{n} {'single' if single else 'double'}\n" for n, single in sizes))
+        counts = _read_queue()
+        if not any(counts.get(size, 0) >= 2 for size in sizes):
+            return
         proc = subprocess.Popen(
             [sys.executable, "-m", "audiosync.wisdom", "--background"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -176,11 +187,12 @@ def _queue(sizes: list[tuple[int, bool]]) -> None:
         return
     # Reaped when it ends, so it never lingers as a zombie while we run.
     threading.Thread(target=proc.wait, name="audiosync-planner-reaper", daemon=True).start()
-    log.debug("background planner %d queued %s", proc.pid, sizes)
+    log.debug("background planner %d started for %s", proc.pid, sizes)
 
 
-def _read_queue() -> set[tuple[int, bool]]:
-    wanted = set()
+def _read_queue() -> dict[tuple[int, bool], int]:
+    """How often each (size, single) was noted in the queue."""
+    counts: dict[tuple[int, bool], int] = {}
     try:
         with open(_queue_path()) as f:
             for line in f:
@@ -188,14 +200,15 @@ def _read_queue() -> set[tuple[int, bool]]:
                 if len(parts) == 2 and parts[0].isdigit() and parts[1] in ("single", "double"):
                     n = int(parts[0])
                     if 2 <= n <= 2**30:
-                        wanted.add((n, parts[1] == "single"))
+                        key = (n, parts[1] == "single")
+                        counts[key] = counts.get(key, 0) + 1
     except OSError:
         pass
-    return wanted
+    return counts
 
 
 def _background() -> int:
-    """The background planner: measure every queued size, saving the wisdom after each."""
+    """The background planner: measure every size noted twice, saving the wisdom after each."""
     import fcntl
 
     try:
@@ -211,17 +224,20 @@ def _background() -> int:
         set_effort("measure")
         done: set[tuple[int, bool]] = set()
         while True:
-            wanted = _read_queue() - done
+            counts = _read_queue()
+            wanted = sorted(size for size, count in counts.items() if count >= 2 and size not in done)
             if not wanted:
                 break
-            for n, single in sorted(wanted):
+            for n, single in wanted:
                 _xcorr.plan(n, single)  # measured, or found in the wisdom at once
                 save()
                 done.add((n, single))
-        try:
-            os.unlink(_queue_path())
-        except OSError:
-            pass
+        # Keep the sizes noted once (the most recent QUEUE_KEEP), for a second request.
+        once = [size for size, count in counts.items() if count < 2][-QUEUE_KEEP:]
+        fd, tmp = tempfile.mkstemp(dir=_cache_dir(), prefix=".queue-")
+        with os.fdopen(fd, "w") as f:
+            f.write("".join(f"{n} {'single' if single else 'double'}\n" for n, single in once))
+        os.replace(tmp, _queue_path())
     return 0
 
 

@@ -417,9 +417,13 @@ def test_background_planner_measures_estimated_sizes(tmp_path, monkeypatch):
     _xcorr.take_estimated()  # what earlier tests planned
     rng = np.random.default_rng(30)
     source = rng.standard_normal(2940)  # working_length(2940) == 2940, a size no other test uses
-    assert cross_correlation(source, source[100:1100]).lag == 100  # estimated now, queued
+    assert cross_correlation(source, source[100:1100]).lag == 100  # estimated, noted once
+    time.sleep(1.0)
+    assert not os.path.exists(wisdom.path(True))  # a size asked for once is not measured
+    _xcorr.clear_plans()  # as a second process would, plans it again: measured now
+    assert cross_correlation(source, source[100:1100]).lag == 100
     deadline = time.monotonic() + 120
-    while os.path.exists(wisdom._queue_path()) or not os.path.exists(wisdom.path(True)):
+    while not os.path.exists(wisdom.path(True)) or wisdom._read_queue():
         assert time.monotonic() < deadline, "the background planner did not finish"
         time.sleep(0.1)
     for t in threading.enumerate():  # its reaper ends with it
@@ -435,10 +439,10 @@ def test_background_planner_measures_estimated_sizes(tmp_path, monkeypatch):
     with open(wisdom._lock_path(), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         with open(wisdom._queue_path(), "w") as f:
-            f.write("2940 double\n")
+            f.write("2940 double\n2940 double\n")
         t0 = time.monotonic()
         subprocess.run([sys.executable, "-m", "audiosync.wisdom", "--background"], check=True, timeout=60)
-        assert time.monotonic() - t0 < 30 and os.path.exists(wisdom._queue_path())
+        assert time.monotonic() - t0 < 30 and wisdom._read_queue() == {(2940, False): 2}
 
 
 def test_buffer_pool_is_bounded_and_reused():
