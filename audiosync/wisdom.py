@@ -180,6 +180,7 @@ def _queue(sizes: list[tuple[int, bool]]) -> None:
             [sys.executable, "-m", "audiosync.wisdom", "--background"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True,  # not stopped by the caller's Ctrl-C; outlives it
+            cwd=_cache_dir(),  # -m looks in the working folder first: not a source tree there
             env={**os.environ, "AUDIOSYNC_CACHE_DIR": _cache_dir(), BACKGROUND_ENV: "0"},
         )
     except OSError as exc:

@@ -441,7 +441,8 @@ def test_background_planner_measures_estimated_sizes(tmp_path, monkeypatch):
         with open(wisdom._queue_path(), "w") as f:
             f.write("2940 double\n2940 double\n")
         t0 = time.monotonic()
-        subprocess.run([sys.executable, "-m", "audiosync.wisdom", "--background"], check=True, timeout=60)
+        subprocess.run([sys.executable, "-m", "audiosync.wisdom", "--background"], check=True, timeout=60,
+                       cwd=tmp_path)
         assert time.monotonic() - t0 < 30 and wisdom._read_queue() == {(2940, False): 2}
 
 
