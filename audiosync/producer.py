@@ -113,6 +113,14 @@ class Producer:
             full = pos >= total
             if full:
                 self._terminate()
+                # ffmpeg may be blocked writing into the full pipe, where SIGTERM
+                # does not stop it (the write is restarted): closing our end
+                # makes that write fail, and a kill settles the rest.
+                stdout.close()
+                try:
+                    self._proc.wait(timeout=_STOP_GRACE_S)
+                except subprocess.TimeoutExpired:
+                    self._proc.kill()
             rc = self._proc.wait()
             error = None
             if rc != 0 and not full and not self._stopping:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import random
 import select
+import shutil
 import signal
 import socket
 import struct
@@ -760,3 +761,32 @@ def test_eight_sync_files_at_once_match_one_after_another(media, tmp_path):
     for (lag, coefficient, confident), (_, _, offset) in zip(sequential, pairs):
         assert confident and abs(lag / RATE - offset) < 0.002, (lag, offset)
     _assert_clean(fds)
+
+
+@pytest.mark.timeout(60)
+def test_a_full_buffer_ends_ffmpeg_blocked_in_its_write(monkeypatch):
+    """An endless fast source fills a small buffer: ffmpeg is then blocked writing
+    into the full pipe, where SIGTERM alone does not stop it (the write restarts;
+    seen as a hung sync_files on an endless stream). The producer must still end,
+    and reap ffmpeg, by itself. The signal is held back until ffmpeg is surely
+    blocked."""
+    from audiosync.producer import Producer
+
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg is not installed")
+    terminate = Producer._terminate
+
+    def late_terminate(self):
+        time.sleep(0.5)
+        terminate(self)
+
+    monkeypatch.setattr(Producer, "_terminate", late_terminate)
+    cond = threading.Condition()
+    producer = Producer("full", ["-f", "lavfi", "-i", "anoisesrc=r=48000:a=0.3"], RATE, RATE // 2, cond)
+    try:
+        with cond:
+            assert cond.wait_for(lambda: producer.done, timeout=10), "the producer never ended"
+        assert producer.full and producer.error is None and producer.count == RATE // 2
+        assert producer._proc.poll() is not None  # reaped before done was set
+    finally:
+        producer.stop()
