@@ -488,18 +488,14 @@ cdef inline Py_ssize_t _nblocks(Py_ssize_t start, Py_ssize_t stop) noexcept nogi
     return (stop - start + BLOCK - 1) // BLOCK
 
 
-cdef inline double _fabs(double v) noexcept nogil:
-    # fabs, not a comparison: the sign of r is random, and a branch on it
-    # is mispredicted half the time.
-    return fabs(v)
-
-
 @cython.boundscheck(False)
 @cython.wraparound(False)
 cdef double _block_max(const fft_t *b, Py_ssize_t count, double *sumsq) noexcept nogil:
     """The largest |b[i]| of count >= 1 values (-1 when all are NaN); adds their squares to sumsq.
 
-    Four independent lanes: one running maximum or sum would wait on the
+    |r| by fabs, here and below, not by a comparison: the sign of r is
+    random, and a branch on it is mispredicted half the time. Four
+    independent lanes: one running maximum or sum would wait on the
     previous one's latency at every element.
     """
     cdef Py_ssize_t i = 0
@@ -618,7 +614,7 @@ cdef int _correlate(const real_t *source, Py_ssize_t m, const real_t *sample, Py
     if best < 0:
         free(bmax)
         return ST_SILENT
-    while _fabs(a[peak]) != best:
+    while fabs(a[peak]) != best:
         peak += 1
 
     if refine and beta == 0 and weights == NULL and fade == 0:
@@ -631,7 +627,7 @@ cdef int _correlate(const real_t *source, Py_ssize_t m, const real_t *sample, Py
                 kb = start[r] + q * BLOCK
                 if bmax[j] >= best - tol:
                     for k in range(kb, min(kb + BLOCK, stop[r])):
-                        if _fabs(a[k]) >= best - tol:
+                        if fabs(a[k]) >= best - tol:
                             if ncand == MAX_CANDIDATES:
                                 free(bmax)
                                 return ST_NEED_DOUBLE
@@ -641,11 +637,11 @@ cdef int _correlate(const real_t *source, Py_ssize_t m, const real_t *sample, Py
         if ncand > 1:
             best_exact = -1.0
             for r in range(ncand):
-                exact = _fabs(_exact_at(source, m, sample, ns, cand[r], n))
+                exact = fabs(_exact_at(source, m, sample, ns, cand[r], n))
                 if exact > best_exact:
                     best_exact = exact
                     peak = cand[r]
-            best = _fabs(a[peak])
+            best = fabs(a[peak])
 
     # The best peak more than guard samples away (in lag) from this one:
     # whole blocks outside the guard zone by their maximum, the blocks it
@@ -665,7 +661,7 @@ cdef int _correlate(const real_t *source, Py_ssize_t m, const real_t *sample, Py
                 for k in range(kb, ke):
                     d = k - shift - lag
                     if d > guard or d < -guard:
-                        v = _fabs(a[k])
+                        v = fabs(a[k])
                         if v > second:
                             second = v
             j += 1
@@ -673,9 +669,9 @@ cdef int _correlate(const real_t *source, Py_ssize_t m, const real_t *sample, Py
 
     # A parabola through the peak and its neighbours places it between samples.
     found.fraction = 0.0
-    ym = _fabs(a[(peak - 1 + n) % n])
+    ym = fabs(a[(peak - 1 + n) % n])
     y0 = best
-    yp = _fabs(a[(peak + 1) % n])
+    yp = fabs(a[(peak + 1) % n])
     den = ym - 2.0 * y0 + yp
     if den < 0:
         v = 0.5 * (ym - yp) / den

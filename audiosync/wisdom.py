@@ -17,6 +17,7 @@ to turn the background planner off.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import logging
 import os
@@ -54,6 +55,7 @@ def _cache_dir() -> str:
     return os.path.join(base, "audiosync")
 
 
+@functools.lru_cache(maxsize=1)  # read on every wisdom path; the CPU does not change
 def _machine_key() -> str:
     # Wisdom is only good for the FFTW build and the CPU that measured it.
     flags = ""
@@ -162,6 +164,10 @@ def _measure_min() -> int:
         return MEASURE_MIN
 
 
+def _queue_lines(sizes: Iterable[tuple[int, bool]]) -> str:
+    return "".join(f"{n} {'single' if single else 'double'}\n" for n, single in sizes)
+
+
 def _queue(sizes: list[tuple[int, bool]]) -> None:
     """Note sizes in the planner's queue; start the planner for those noted before.
 
@@ -172,7 +178,7 @@ def _queue(sizes: list[tuple[int, bool]]) -> None:
     try:
         os.makedirs(_cache_dir(), exist_ok=True)
         with open(_queue_path(), "a") as f:
-            f.write("".join(f"{n} {'single' if single else 'double'}\n" for n, single in sizes))
+            f.write(_queue_lines(sizes))
         counts = _read_queue()
         if not any(counts.get(size, 0) >= 2 for size in sizes):
             return
@@ -237,7 +243,7 @@ def _background() -> int:
         once = [size for size, count in counts.items() if count < 2][-QUEUE_KEEP:]
         fd, tmp = tempfile.mkstemp(dir=_cache_dir(), prefix=".queue-")
         with os.fdopen(fd, "w") as f:
-            f.write("".join(f"{n} {'single' if single else 'double'}\n" for n, single in once))
+            f.write(_queue_lines(once))
         os.replace(tmp, _queue_path())
     return 0
 
@@ -278,6 +284,7 @@ def prepare(seconds: Iterable[float] = (3, 6, 10, 15, 20, 30), sample_rate: int 
     finally:
         _xcorr.set_effort(*old)
     return time.perf_counter() - t0
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m audiosync.wisdom",
