@@ -63,16 +63,19 @@ include_dirs, library_dirs = fftw_paths()
 if not any(a in sys.argv for a in ("egg_info", "sdist", "--name", "--version")):
     check_header(include_dirs)
 
+# The planner and the kernel are two modules: the kernel cimports the
+# planner's plans_for() and Plans.
 extensions = [
     Extension(
-        "audiosync._xcorr",
-        ["audiosync/_xcorr.pyx"],
+        f"audiosync.{name}",
+        [f"audiosync/{name}.pyx"],
         include_dirs=[*include_dirs, numpy.get_include()],
         library_dirs=library_dirs,
         libraries=["fftw3f", "fftw3"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=["-O3"] if sys.platform != "win32" else [],
     )
+    for name in ("_planner", "_xcorr")
 ]
 
 setup(ext_modules=cythonize(extensions, language_level=3))

@@ -4,30 +4,20 @@
 The kernel trusts its inputs: audiosync/xcorr.py checks shapes, dtypes and
 lengths first and maps the status codes returned here to exceptions.
 Everything from the first copy into FFTW's buffers to the Pearson
-coefficient runs with the GIL released.
+coefficient runs with the GIL released. Plans come from _planner.pyx.
 """
 
 cimport cython
-from cpython.pythread cimport (
-    PyThread_type_lock, PyThread_allocate_lock, PyThread_acquire_lock,
-    PyThread_release_lock, WAIT_LOCK,
-)
 from libc.math cimport sqrt, log2, cos, M_PI, fabs, frexp, ldexp, pow
 from libc.stdlib cimport malloc, free
 from libc.string cimport memset
 
 from audiosync._fftw cimport (
     fftw_plan, fftwf_plan, fftw_complex, fftwf_complex,
-    fftw_plan_dft_r2c_1d, fftw_plan_dft_c2r_1d, fftw_destroy_plan, fftw_set_timelimit,
-    fftwf_plan_dft_r2c_1d, fftwf_plan_dft_c2r_1d, fftwf_destroy_plan, fftwf_set_timelimit,
     fftw_execute_dft_r2c, fftw_execute_dft_c2r, fftwf_execute_dft_r2c, fftwf_execute_dft_c2r,
-    fftw_export_wisdom_to_filename, fftw_import_wisdom_from_filename, fftw_forget_wisdom,
-    fftwf_export_wisdom_to_filename, fftwf_import_wisdom_from_filename, fftwf_forget_wisdom,
-    fftw_malloc, fftw_free, fftw_version as _c_version,
-    FFTW_MEASURE, FFTW_ESTIMATE, FFTW_PATIENT, FFTW_WISDOM_ONLY,
+    fftw_malloc, fftw_free,
 )
-
-import time
+from audiosync._planner cimport Plans, plans_for
 
 ctypedef fused real_t:  # the caller's samples
     short
@@ -43,9 +33,11 @@ cdef enum:
     ST_OK = 0
     ST_SOURCE_NOT_FINITE = 1
     ST_SAMPLE_NOT_FINITE = 2
-    ST_SILENT = 3
-    ST_NEED_DOUBLE = 4
+    ST_SILENT = 3          # the overlap at the peak has no variance
+    ST_NEED_DOUBLE = 4     # too many near-ties for single precision
     ST_NO_MEMORY = 5
+    ST_NO_LAGS = 6         # no lag in [lo, hi] leaves 2 samples of overlap
+    ST_NOT_FINITE = 7      # every correlation value is NaN (NaN weights, say)
 
 OK = ST_OK
 SOURCE_NOT_FINITE = ST_SOURCE_NOT_FINITE
@@ -53,10 +45,10 @@ SAMPLE_NOT_FINITE = ST_SAMPLE_NOT_FINITE
 SILENT = ST_SILENT
 NEED_DOUBLE = ST_NEED_DOUBLE
 NO_MEMORY = ST_NO_MEMORY
+NO_LAGS = ST_NO_LAGS
+NOT_FINITE = ST_NOT_FINITE
 
 cdef enum:
-    # Plans kept per (size, precision); the least recently used is dropped beyond.
-    PLAN_CACHE_SIZE = 32
     # Near-ties of a single-precision peak settled exactly, at most this many.
     MAX_CANDIDATES = 32
     # The peak search keeps the largest |r| of every block of this many lags.
@@ -76,155 +68,6 @@ cdef double FLOAT_ERROR_FACTOR = 8.0
 # Pearson reads the caller's samples.
 cdef double SCALE_HIGH = 1048576.0
 cdef double SCALE_LOW = 1.0 / 1048576.0
-
-EFFORTS = {"estimate": FFTW_ESTIMATE, "measure": FFTW_MEASURE, "patient": FFTW_PATIENT}
-
-fftw_version = (<bytes>_c_version).decode("ascii")
-
-# FFTW's planner is not thread-safe: every call that plans, destroys a plan,
-# touches wisdom or changes a global planner setting holds this one lock.
-# Execution does not.
-cdef PyThread_type_lock _planner_lock = PyThread_allocate_lock()
-if _planner_lock == NULL:
-    raise MemoryError("cannot allocate the FFTW planner lock")
-
-cdef unsigned _effort = FFTW_ESTIMATE
-cdef double _time_limit = -1.0  # FFTW_NO_TIMELIMIT
-
-
-def set_effort(str name, time_limit=None):
-    """Planner effort for sizes not in the wisdom: estimate, measure or patient."""
-    global _effort, _time_limit
-    _effort = EFFORTS[name]
-    _time_limit = -1.0 if time_limit is None else float(time_limit)
-
-
-def get_effort():
-    return next(k for k, v in EFFORTS.items() if v == _effort), (None if _time_limit < 0 else _time_limit)
-
-
-cdef class _Plans:
-    """Forward and inverse in-place real transforms of one size and precision."""
-    cdef void *r2c
-    cdef void *c2r
-    cdef readonly Py_ssize_t n
-    cdef readonly bint single
-    cdef readonly double planning_s
-    cdef readonly bint from_wisdom
-    cdef readonly bint estimated  # made by FFTW_ESTIMATE (not measured, not from wisdom)
-
-    def __cinit__(self, Py_ssize_t n, bint single):
-        cdef int size = <int>n
-        cdef size_t elem = sizeof(float) if single else sizeof(double)
-        cdef unsigned effort = _effort
-        cdef double limit = _time_limit
-        cdef unsigned known = FFTW_MEASURE | FFTW_WISDOM_ONLY
-        # Plan on scratch memory (measuring overwrites its arrays), out of
-        # place: a real array and a complex one, as the kernel runs them (in
-        # place, FFTW spends about a tenth of the time copying).
-        cdef void *real = fftw_malloc(elem * n)
-        cdef void *cplx = fftw_malloc(elem * 2 * (n // 2 + 1))
-        self.n = n
-        self.single = single
-        if real == NULL or cplx == NULL:
-            fftw_free(real)
-            fftw_free(cplx)
-            raise MemoryError(f"cannot allocate {n} samples for FFTW")
-        t0 = time.perf_counter()
-        with nogil:
-            PyThread_acquire_lock(_planner_lock, WAIT_LOCK)
-            if single:
-                fftwf_set_timelimit(limit)
-                # Wisdom first: instant when this size was measured before.
-                self.r2c = fftwf_plan_dft_r2c_1d(size, <float *>real, <fftwf_complex *>cplx, known)
-                self.c2r = fftwf_plan_dft_c2r_1d(size, <fftwf_complex *>cplx, <float *>real, known)
-                self.from_wisdom = self.r2c != NULL and self.c2r != NULL
-                if self.r2c == NULL:
-                    self.r2c = fftwf_plan_dft_r2c_1d(size, <float *>real, <fftwf_complex *>cplx, effort)
-                if self.c2r == NULL:
-                    self.c2r = fftwf_plan_dft_c2r_1d(size, <fftwf_complex *>cplx, <float *>real, effort)
-            else:
-                fftw_set_timelimit(limit)
-                self.r2c = fftw_plan_dft_r2c_1d(size, <double *>real, <fftw_complex *>cplx, known)
-                self.c2r = fftw_plan_dft_c2r_1d(size, <fftw_complex *>cplx, <double *>real, known)
-                self.from_wisdom = self.r2c != NULL and self.c2r != NULL
-                if self.r2c == NULL:
-                    self.r2c = fftw_plan_dft_r2c_1d(size, <double *>real, <fftw_complex *>cplx, effort)
-                if self.c2r == NULL:
-                    self.c2r = fftw_plan_dft_c2r_1d(size, <fftw_complex *>cplx, <double *>real, effort)
-            PyThread_release_lock(_planner_lock)
-        self.planning_s = time.perf_counter() - t0
-        self.estimated = not self.from_wisdom and effort == FFTW_ESTIMATE
-        fftw_free(real)
-        fftw_free(cplx)
-        if self.r2c == NULL or self.c2r == NULL:
-            raise MemoryError(f"FFTW could not plan a transform of {n} samples")
-
-    def __dealloc__(self):
-        with nogil:
-            PyThread_acquire_lock(_planner_lock, WAIT_LOCK)
-            if self.single:
-                if self.r2c != NULL:
-                    fftwf_destroy_plan(<fftwf_plan>self.r2c)
-                if self.c2r != NULL:
-                    fftwf_destroy_plan(<fftwf_plan>self.c2r)
-            else:
-                if self.r2c != NULL:
-                    fftw_destroy_plan(<fftw_plan>self.r2c)
-                if self.c2r != NULL:
-                    fftw_destroy_plan(<fftw_plan>self.c2r)
-            PyThread_release_lock(_planner_lock)
-
-
-cdef dict _cache = {}
-_planning = {"plans": 0, "seconds": 0.0, "from_wisdom": 0}
-cdef list _estimated = []  # (n, single) planned by estimate, for audiosync.wisdom to measure
-
-
-cdef _Plans _plans_for(Py_ssize_t n, bint single):
-    # Dict operations are atomic under the GIL; two threads may both plan a
-    # new size, and the loser's plans are simply dropped.
-    key = (n, single)
-    cdef _Plans plans = _cache.pop(key, None)
-    if plans is None:
-        plans = _Plans(n, single)
-        _planning["plans"] += 1
-        _planning["seconds"] += plans.planning_s
-        _planning["from_wisdom"] += plans.from_wisdom
-        if plans.estimated:
-            _estimated.append(key)
-    _cache[key] = plans  # most recently used last
-    while len(_cache) > PLAN_CACHE_SIZE:
-        del _cache[next(iter(_cache))]
-    return plans
-
-
-def cached_sizes():
-    """Transform sizes with plans in the cache (both precisions), least recently used first."""
-    return [n for n, _ in _cache]
-
-
-def take_estimated():
-    """The (size, single) pairs planned by estimate since the last call."""
-    taken = _estimated[:]
-    del _estimated[:len(taken)]
-    return taken
-
-
-def drop_estimated_plans():
-    """Drop cached plans that were estimated, so the next call plans from new wisdom."""
-    for key in [k for k, p in _cache.items() if (<_Plans>p).estimated]:
-        _cache.pop(key, None)
-
-
-def clear_plans():
-    """Drop every cached plan (they are destroyed under the planner lock)."""
-    _cache.clear()
-
-
-def planning_stats():
-    """Plans made, seconds spent planning, and how many came from wisdom."""
-    return dict(_planning)
 
 
 # Transform buffers are kept for the next call of the same size: a fresh
@@ -287,39 +130,6 @@ def free_buffers():
         fftw_free(_pool_data[0])
         _pool_remove(0)
     return total
-
-
-def plan(Py_ssize_t n, bint single):
-    """Make (or find) the plans of size n; return the seconds spent planning."""
-    return _plans_for(n, single).planning_s
-
-
-def import_wisdom(bytes path, bint single):
-    cdef const char *p = path
-    cdef int ok
-    with nogil:
-        PyThread_acquire_lock(_planner_lock, WAIT_LOCK)
-        ok = fftwf_import_wisdom_from_filename(p) if single else fftw_import_wisdom_from_filename(p)
-        PyThread_release_lock(_planner_lock)
-    return bool(ok)
-
-
-def export_wisdom(bytes path, bint single):
-    cdef const char *p = path
-    cdef int ok
-    with nogil:
-        PyThread_acquire_lock(_planner_lock, WAIT_LOCK)
-        ok = fftwf_export_wisdom_to_filename(p) if single else fftw_export_wisdom_to_filename(p)
-        PyThread_release_lock(_planner_lock)
-    return bool(ok)
-
-
-def forget_wisdom():
-    with nogil:
-        PyThread_acquire_lock(_planner_lock, WAIT_LOCK)
-        fftw_forget_wisdom()
-        fftwf_forget_wisdom()
-        PyThread_release_lock(_planner_lock)
 
 
 # --- the nogil pieces ---------------------------------------------------------
@@ -474,88 +284,48 @@ cdef inline Py_ssize_t _lag_of(Py_ssize_t k, Py_ssize_t n, Py_ssize_t ns) noexce
     return k - n if k > n - ns else k
 
 
+
+cdef struct Search:
+    # What one correlation is asked; set by correlate(), read by the phases.
+    void *r2c
+    void *c2r
+    Py_ssize_t n            # transform size
+    double source_sumsq
+    Py_ssize_t lo           # lags searched: [lo, hi]
+    Py_ssize_t hi
+    bint refine             # settle single-precision near-ties exactly
+    const float *weights    # one per frequency bin, or NULL
+    double beta             # whitening exponent, 0 for none
+    Py_ssize_t guard        # half-width of the zone left out of the second peak
+    Py_ssize_t fade
+
+
+cdef struct Lags:
+    # The allowed lags as two index ranges of r: [start[0], stop[0]) holds
+    # the lags >= 0 (index k is lag k), [start[1], stop[1]) the negative ones
+    # (index k is lag k - n); nblocks blocks of BLOCK lags, count lags in all.
+    Py_ssize_t start[2]
+    Py_ssize_t stop[2]
+    Py_ssize_t nblocks
+    Py_ssize_t count
+
+
 cdef struct Found:
     Py_ssize_t lag      # integer lag of the peak
-    double coefficient  # Pearson over the overlap at lag
     double fraction     # sub-sample offset of the peak, in (-0.5, 0.5)
+    double coefficient  # Pearson over the overlap at lag
     double value        # |r| at the peak
     double second       # largest |r| more than guard samples from the peak
-    double rms          # root mean square of r over the allowed lags
 
 
-@cython.cdivision(True)  # stop >= start
-cdef inline Py_ssize_t _nblocks(Py_ssize_t start, Py_ssize_t stop) noexcept nogil:
-    return (stop - start + BLOCK - 1) // BLOCK
-
-
-@cython.boundscheck(False)
-@cython.wraparound(False)
-cdef double _block_max(const fft_t *b, Py_ssize_t count, double *sumsq) noexcept nogil:
-    """The largest |b[i]| of count >= 1 values (-1 when all are NaN); adds their squares to sumsq.
-
-    |r| by fabs, here and below, not by a comparison: the sign of r is
-    random, and a branch on it is mispredicted half the time. Four
-    independent lanes: one running maximum or sum would wait on the
-    previous one's latency at every element.
-    """
-    cdef Py_ssize_t i = 0
-    cdef double v0, v1, v2, v3, m0 = -1.0, m1 = -1.0, m2 = -1.0, m3 = -1.0
-    cdef double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
-    while i + 4 <= count:
-        v0 = fabs(<double>b[i])
-        v1 = fabs(<double>b[i + 1])
-        v2 = fabs(<double>b[i + 2])
-        v3 = fabs(<double>b[i + 3])
-        s0 += v0 * v0
-        s1 += v1 * v1
-        s2 += v2 * v2
-        s3 += v3 * v3
-        m0 = v0 if v0 > m0 else m0
-        m1 = v1 if v1 > m1 else m1
-        m2 = v2 if v2 > m2 else m2
-        m3 = v3 if v3 > m3 else m3
-        i += 4
-    while i < count:
-        v0 = fabs(<double>b[i])
-        s0 += v0 * v0
-        m0 = v0 if v0 > m0 else m0
-        i += 1
-    sumsq[0] += (s0 + s1) + (s2 + s3)
-    m0 = m1 if m1 > m0 else m0
-    m2 = m3 if m3 > m2 else m2
-    return m2 if m2 > m0 else m0
-
-
-@cython.boundscheck(False)  # every index is clipped to [0, n) below
-@cython.wraparound(False)
-@cython.cdivision(True)
-cdef int _correlate(const real_t *source, Py_ssize_t m, const real_t *sample, Py_ssize_t ns,
-                    fft_t *spectrum, fft_t *a, fft_t *b,
-                    void *r2c, void *c2r, Py_ssize_t n, double source_sumsq,
-                    Py_ssize_t lo, Py_ssize_t hi, bint refine,
-                    const float *weights, double beta, Py_ssize_t guard, Py_ssize_t fade,
-                    Found *found) noexcept nogil:
-    cdef Py_ssize_t nc = n // 2 + 1
-    cdef Py_ssize_t k, kb, ke, q, r, j, lag, d, shift, peak = 0, ncand = 0, count = 0, nblocks = 0
-    cdef double *bmax
-    cdef Py_ssize_t[2] start, stop
-    cdef Py_ssize_t[MAX_CANDIDATES] cand
-    cdef double sample_sumsq, v, best = -1.0, second = 0.0, sumsq = 0.0, tol, exact, best_exact
-    cdef double mag, w, eps = 0.0, ym, y0, yp, den
+cdef void _cross_spectrum(const fft_t *spectrum, fft_t *b, Py_ssize_t nc,
+                          const float *weights, double beta) noexcept nogil:
+    """b <- spectrum * conj(b), times the weights and whitened by beta, as
+    interleaved real/imaginary pairs; the source's spectrum is left as it
+    is, for the next sample."""
+    cdef Py_ssize_t k
+    cdef double mag, w, eps = 0.0
     cdef fft_t ar, ai, br, bi, pr, pi
-
-    if _load(sample, ns, a, n, &sample_sumsq, fade):
-        return ST_SAMPLE_NOT_FINITE
-    _r2c(r2c, a, b)
-    if beta > 0:
-        # Whitening divides by |X||Y|^beta; eps keeps empty bins from
-        # blowing up: 1e-6 of the mean magnitude.
-        for k in range(nc):
-            eps += sqrt(<double>(spectrum[2 * k] * spectrum[2 * k] + spectrum[2 * k + 1] * spectrum[2 * k + 1])
-                        * <double>(b[2 * k] * b[2 * k] + b[2 * k + 1] * b[2 * k + 1]))
-        eps = 1e-6 * eps / nc + 1e-30
-    # b <- spectrum * conj(b) (times the weights), interleaved real/imaginary
-    # pairs; the source's spectrum is left as it is, for the next sample.
     if beta == 0 and weights == NULL:
         for k in range(nc):  # the plain product, kept apart so it vectorizes
             ar = spectrum[2 * k]
@@ -564,96 +334,149 @@ cdef int _correlate(const real_t *source, Py_ssize_t m, const real_t *sample, Py
             bi = b[2 * k + 1]
             b[2 * k] = ar * br + ai * bi
             b[2 * k + 1] = ai * br - ar * bi
-    else:
+        return
+    if beta > 0:
+        # Whitening divides by |X||Y|^beta; eps keeps empty bins from
+        # blowing up: 1e-6 of the mean magnitude.
         for k in range(nc):
-            ar = spectrum[2 * k]
-            ai = spectrum[2 * k + 1]
-            br = b[2 * k]
-            bi = b[2 * k + 1]
-            pr = ar * br + ai * bi
-            pi = ai * br - ar * bi
-            w = 1.0 if weights == NULL else weights[k]
-            if beta > 0:
-                mag = sqrt(<double>(pr * pr + pi * pi)) + eps
-                # C's pow: Cython's ** on doubles may make a complex number and raise,
-                # which a nogil noexcept function can only print (and then answers OK).
-                w = w / mag if beta == 1.0 else (w / sqrt(mag) if beta == 0.5 else w / pow(mag, beta))
-            b[2 * k] = <fft_t>(pr * w)
-            b[2 * k + 1] = <fft_t>(pi * w)
-    _c2r(c2r, b, a)  # r, n times over, in a
+            eps += sqrt(<double>(spectrum[2 * k] * spectrum[2 * k] + spectrum[2 * k + 1] * spectrum[2 * k + 1])
+                        * <double>(b[2 * k] * b[2 * k] + b[2 * k + 1] * b[2 * k + 1]))
+        eps = 1e-6 * eps / nc + 1e-30
+    for k in range(nc):
+        ar = spectrum[2 * k]
+        ai = spectrum[2 * k + 1]
+        br = b[2 * k]
+        bi = b[2 * k + 1]
+        pr = ar * br + ai * bi
+        pi = ai * br - ar * bi
+        w = 1.0 if weights == NULL else weights[k]
+        if beta > 0:
+            mag = sqrt(<double>(pr * pr + pi * pi)) + eps
+            # C's pow: Cython's ** on doubles may make a complex number and raise,
+            # which a nogil noexcept function can only print (and then answers OK).
+            w = w / mag if beta == 1.0 else (w / sqrt(mag) if beta == 0.5 else w / pow(mag, beta))
+        b[2 * k] = <fft_t>(pr * w)
+        b[2 * k + 1] = <fft_t>(pi * w)
 
-    # Allowed lags, with at least 2 samples of overlap: [lo, hi] of
-    # [-(ns - 2), m - 2], as two index ranges (positive, then negative lags).
+
+@cython.cdivision(True)  # stop >= start
+cdef inline Py_ssize_t _nblocks(Py_ssize_t start, Py_ssize_t stop) noexcept nogil:
+    return (stop - start + BLOCK - 1) // BLOCK
+
+
+cdef void _allowed_lags(Lags *lags, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t m, Py_ssize_t ns,
+                        Py_ssize_t n) noexcept nogil:
+    """[lo, hi] of the lags with at least 2 samples of overlap, [-(ns - 2), m - 2]."""
+    cdef int r
     lo = max(lo, -(ns - 2))
     hi = min(hi, m - 2, n - ns)
-    start[0] = max(lo, 0)
-    stop[0] = hi + 1
-    start[1] = n + lo if lo < 0 else n
-    stop[1] = n + min(hi, -1) + 1 if lo < 0 else n
-    # One pass over r keeps each block's largest |r|; the peak, its near-ties
-    # and the second peak are then found by reading only the blocks that can
-    # hold them.
+    lags.start[0] = max(lo, 0)
+    lags.stop[0] = hi + 1
+    lags.start[1] = n + lo if lo < 0 else n
+    lags.stop[1] = n + min(hi, -1) + 1 if lo < 0 else n
+    lags.nblocks = lags.count = 0
     for r in range(2):
-        stop[r] = max(stop[r], start[r])
-        nblocks += _nblocks(start[r], stop[r])
-        count += stop[r] - start[r]
-    if count == 0:
-        return ST_SILENT  # no allowed lag
-    bmax = <double *>malloc(sizeof(double) * nblocks)
-    if bmax == NULL:
-        return ST_NO_MEMORY
-    j = 0
-    for r in range(2):
-        for q in range(_nblocks(start[r], stop[r])):
-            kb = start[r] + q * BLOCK
-            bmax[j] = _block_max(a + kb, min(BLOCK, stop[r] - kb), &sumsq)
+        lags.stop[r] = max(lags.stop[r], lags.start[r])
+        lags.nblocks += _nblocks(lags.start[r], lags.stop[r])
+        lags.count += lags.stop[r] - lags.start[r]
+
+
+cdef double _block_max(const fft_t *b, Py_ssize_t count) noexcept nogil:
+    """The largest |b[i]| of count >= 1 values (-1 when all are NaN).
+
+    |r| by fabs, here and below, not by a comparison: the sign of r is
+    random, and a branch on it is mispredicted half the time. Four
+    independent lanes: one running maximum would wait on the previous
+    one's latency at every element.
+    """
+    cdef Py_ssize_t i = 0
+    cdef double v0, v1, v2, v3, m0 = -1.0, m1 = -1.0, m2 = -1.0, m3 = -1.0
+    while i + 4 <= count:
+        v0 = fabs(<double>b[i])
+        v1 = fabs(<double>b[i + 1])
+        v2 = fabs(<double>b[i + 2])
+        v3 = fabs(<double>b[i + 3])
+        m0 = v0 if v0 > m0 else m0
+        m1 = v1 if v1 > m1 else m1
+        m2 = v2 if v2 > m2 else m2
+        m3 = v3 if v3 > m3 else m3
+        i += 4
+    while i < count:
+        v0 = fabs(<double>b[i])
+        m0 = v0 if v0 > m0 else m0
+        i += 1
+    m0 = m1 if m1 > m0 else m0
+    m2 = m3 if m3 > m2 else m2
+    return m2 if m2 > m0 else m0
+
+
+cdef double _block_peaks(const fft_t *r, const Lags *lags, double *bmax, Py_ssize_t *peak) noexcept nogil:
+    """One pass over r: each block's largest |r| into bmax; return the
+    largest of all (-1 when every value is NaN) and its index in peak. The
+    near-ties and the second peak then read only the blocks that can hold
+    them."""
+    cdef Py_ssize_t q, kb, j = 0, at = 0
+    cdef double best = -1.0
+    cdef int i
+    for i in range(2):
+        for q in range(_nblocks(lags.start[i], lags.stop[i])):
+            kb = lags.start[i] + q * BLOCK
+            bmax[j] = _block_max(r + kb, min(BLOCK, lags.stop[i] - kb))
             if bmax[j] > best:  # the first one wins a tie
                 best = bmax[j]
-                peak = kb
+                at = kb
             j += 1
-    if best < 0:
-        free(bmax)
-        return ST_SILENT
-    while fabs(a[peak]) != best:
-        peak += 1
+    if best >= 0:
+        while fabs(r[at]) != best:
+            at += 1
+    peak[0] = at
+    return best
 
-    if refine and beta == 0 and weights == NULL and fade == 0:
-        # Single precision cannot tell apart peaks closer than its rounding:
-        # settle every near-tie with the exact double-precision sum.
-        tol = FLOAT_EPS * FLOAT_ERROR_FACTOR * log2(<double>n) * sqrt(source_sumsq * sample_sumsq) * n
-        j = 0
-        for r in range(2):
-            for q in range(_nblocks(start[r], stop[r])):
-                kb = start[r] + q * BLOCK
-                if bmax[j] >= best - tol:
-                    for k in range(kb, min(kb + BLOCK, stop[r])):
-                        if fabs(a[k]) >= best - tol:
-                            if ncand == MAX_CANDIDATES:
-                                free(bmax)
-                                return ST_NEED_DOUBLE
-                            cand[ncand] = k
-                            ncand += 1
-                j += 1
-        if ncand > 1:
-            best_exact = -1.0
-            for r in range(ncand):
-                exact = fabs(_exact_at(source, m, sample, ns, cand[r], n))
-                if exact > best_exact:
-                    best_exact = exact
-                    peak = cand[r]
-            best = fabs(a[peak])
 
-    # The best peak more than guard samples away (in lag) from this one:
-    # whole blocks outside the guard zone by their maximum, the blocks it
-    # cuts element by element. Within a range, the lag is k (positive
-    # lags) or k - n, so the zone is one index interval in each.
-    lag = _lag_of(peak, n, ns)
-    j = 0
-    for r in range(2):
-        shift = 0 if r == 0 else n
-        for q in range(_nblocks(start[r], stop[r])):
-            kb = start[r] + q * BLOCK
-            ke = min(kb + BLOCK, stop[r])
+cdef int _settle_near_ties(const real_t *source, Py_ssize_t m, const real_t *sample, Py_ssize_t ns,
+                           const fft_t *r, const Lags *lags, const double *bmax, double floor,
+                           Py_ssize_t n, Py_ssize_t *peak) noexcept nogil:
+    """Single precision cannot tell apart peaks closer than its rounding:
+    every |r| >= floor is settled by the exact double-precision sum, and the
+    best becomes the peak. ST_NEED_DOUBLE when there are too many."""
+    cdef Py_ssize_t q, k, kb, j = 0, ncand = 0
+    cdef Py_ssize_t[MAX_CANDIDATES] cand
+    cdef double exact, best_exact = -1.0
+    cdef int i
+    for i in range(2):
+        for q in range(_nblocks(lags.start[i], lags.stop[i])):
+            kb = lags.start[i] + q * BLOCK
+            if bmax[j] >= floor:
+                for k in range(kb, min(kb + BLOCK, lags.stop[i])):
+                    if fabs(r[k]) >= floor:
+                        if ncand == MAX_CANDIDATES:
+                            return ST_NEED_DOUBLE
+                        cand[ncand] = k
+                        ncand += 1
+            j += 1
+    if ncand > 1:
+        for i in range(ncand):
+            exact = fabs(_exact_at(source, m, sample, ns, cand[i], n))
+            if exact > best_exact:
+                best_exact = exact
+                peak[0] = cand[i]
+    return ST_OK
+
+
+cdef double _second_peak(const fft_t *r, const Lags *lags, const double *bmax, Py_ssize_t lag,
+                         Py_ssize_t guard, Py_ssize_t n) noexcept nogil:
+    """The largest |r| more than guard samples (in lag) from lag: whole
+    blocks outside the guard zone by their maximum, the blocks it cuts
+    element by element. Within a range the lag is k, or k - n, so the zone
+    is one index interval in each."""
+    cdef Py_ssize_t q, k, kb, ke, d, shift, j = 0
+    cdef double v, second = 0.0
+    cdef int i
+    for i in range(2):
+        shift = 0 if i == 0 else n
+        for q in range(_nblocks(lags.start[i], lags.stop[i])):
+            kb = lags.start[i] + q * BLOCK
+            ke = min(kb + BLOCK, lags.stop[i])
             if ke - 1 < lag - guard + shift or kb > lag + guard + shift:
                 if bmax[j] > second:
                     second = bmax[j]
@@ -661,28 +484,61 @@ cdef int _correlate(const real_t *source, Py_ssize_t m, const real_t *sample, Py
                 for k in range(kb, ke):
                     d = k - shift - lag
                     if d > guard or d < -guard:
-                        v = fabs(a[k])
+                        v = fabs(r[k])
                         if v > second:
                             second = v
             j += 1
-    free(bmax)
+    return second
 
-    # A parabola through the peak and its neighbours places it between samples.
-    found.fraction = 0.0
-    ym = fabs(a[(peak - 1 + n) % n])
-    y0 = best
-    yp = fabs(a[(peak + 1) % n])
-    den = ym - 2.0 * y0 + yp
+
+@cython.cdivision(True)  # n > 0 and the indices below are made non-negative first
+cdef double _fraction(const fft_t *r, Py_ssize_t peak, Py_ssize_t n) noexcept nogil:
+    """A parabola through the peak and its neighbours places it between samples."""
+    cdef double ym = fabs(r[(peak - 1 + n) % n]), y0 = fabs(r[peak]), yp = fabs(r[(peak + 1) % n])
+    cdef double den = ym - 2.0 * y0 + yp, v
     if den < 0:
         v = 0.5 * (ym - yp) / den
         if -0.5 < v < 0.5:
-            found.fraction = v
+            return v
+    return 0.0
 
-    found.lag = lag
-    found.value = best / n
-    found.second = second / n
-    found.rms = sqrt(sumsq / count) / n if count > 0 else 0.0
-    return _pearson(source, m, sample, ns, lag, &found.coefficient)
+
+cdef int _correlate(const real_t *source, Py_ssize_t m, const real_t *sample, Py_ssize_t ns,
+                    const fft_t *spectrum, fft_t *a, fft_t *b, const Search *s,
+                    Found *found) noexcept nogil:
+    """The whole search: r into a, the allowed lags, the block peaks, the
+    near-ties, the second peak, the sub-sample fraction and Pearson."""
+    cdef Lags lags
+    cdef double sample_sumsq, best, tol
+    cdef double *bmax
+    cdef Py_ssize_t peak = 0
+    cdef int status
+    if _load(sample, ns, a, s.n, &sample_sumsq, s.fade):
+        return ST_SAMPLE_NOT_FINITE
+    _r2c(s.r2c, a, b)
+    _cross_spectrum(spectrum, b, s.n // 2 + 1, s.weights, s.beta)
+    _c2r(s.c2r, b, a)  # r, n times over, in a
+
+    _allowed_lags(&lags, s.lo, s.hi, m, ns, s.n)
+    if lags.count == 0:
+        return ST_NO_LAGS
+    bmax = <double *>malloc(sizeof(double) * lags.nblocks)
+    if bmax == NULL:
+        return ST_NO_MEMORY
+    best = _block_peaks(a, &lags, bmax, &peak)
+    status = ST_NOT_FINITE if best < 0 else ST_OK
+    if status == ST_OK and s.refine and s.beta == 0 and s.weights == NULL and s.fade == 0:
+        tol = FLOAT_EPS * FLOAT_ERROR_FACTOR * log2(<double>s.n) * sqrt(s.source_sumsq * sample_sumsq) * s.n
+        status = _settle_near_ties(source, m, sample, ns, a, &lags, bmax, best - tol, s.n, &peak)
+    if status == ST_OK:
+        found.lag = _lag_of(peak, s.n, ns)
+        found.value = fabs(a[peak]) / s.n
+        found.second = _second_peak(a, &lags, bmax, found.lag, s.guard, s.n) / s.n
+        found.fraction = _fraction(a, peak, s.n)
+    free(bmax)
+    if status != ST_OK:
+        return status
+    return _pearson(source, m, sample, ns, found.lag, &found.coefficient)
 
 
 # --- the Python-facing kernel ---------------------------------------------------
@@ -691,7 +547,7 @@ cdef class Spectrum:
     """The forward transform of a source, kept to correlate several samples against."""
     cdef void *data
     cdef size_t nbytes
-    cdef readonly _Plans plans
+    cdef readonly Plans plans
     cdef readonly Py_ssize_t n
     cdef readonly Py_ssize_t m
     cdef readonly bint single
@@ -713,7 +569,7 @@ def spectrum(const real_t[::1] source, Py_ssize_t n, bint single, object owner, 
     cdef double sq = 0.0
     if n < source.shape[0] or n < 2 or source.shape[0] < 2:
         raise ValueError("need 2 <= len(source) <= n")
-    cdef _Plans plans = _plans_for(n, single)
+    cdef Plans plans = plans_for(n, single)
     cdef Spectrum spec = Spectrum.__new__(Spectrum)
     cdef size_t elem = sizeof(float) if single else sizeof(double)
     spec.nbytes = elem * nbuf
@@ -741,7 +597,8 @@ def spectrum(const real_t[::1] source, Py_ssize_t n, bint single, object owner, 
 def correlate(Spectrum spec, const real_t[::1] source, const real_t[::1] sample,
               Py_ssize_t lo, Py_ssize_t hi, bint refine,
               const float[:] weights=None, double beta=0.0, Py_ssize_t guard=0):
-    """Return (status, Found as a dict) of ``sample`` against the source of ``spec``.
+    """Return (status, (lag, fraction, coefficient, value, second)) of ``sample``
+    against the source of ``spec``: the fields of ``audiosync.xcorr.Peak``.
 
     ``source`` must be the samples ``spec`` was made from, of the sample's
     dtype; lags are searched in [lo, hi]. ``weights`` (one per frequency
@@ -751,37 +608,40 @@ def correlate(Spectrum spec, const real_t[::1] source, const real_t[::1] sample,
     """
     cdef Py_ssize_t n = spec.n
     cdef Found found
+    cdef Search search
     cdef int status
-    cdef const float *w = NULL
     found.lag = 0
-    found.coefficient = 0.0
+    found.fraction = found.coefficient = found.value = found.second = 0.0
     if source.shape[0] != spec.m or sample.shape[0] > n or sample.shape[0] < 2:
         raise ValueError("the source is not the spectrum's, or the sample does not fit")
+    search.weights = NULL
     if weights is not None:
         if weights.shape[0] != n // 2 + 1 or (weights.shape[0] > 1 and weights.strides[0] != sizeof(float)):
             raise ValueError("weights must be contiguous float32, one per frequency bin")
-        w = &weights[0]
+        search.weights = &weights[0]
     if beta < 0 or guard < 0:
         raise ValueError("beta and guard must not be negative")
-    # Each call owns its buffer, so concurrent calls share only plans and spectrum.
+    search.r2c, search.c2r, search.n = spec.plans.r2c, spec.plans.c2r, n
+    search.source_sumsq, search.lo, search.hi = spec.sumsq, lo, hi
+    search.refine = refine and spec.single  # double precision needs no settling
+    search.beta, search.guard, search.fade = beta, guard, spec.fade
+    # Each call owns its buffers, so concurrent calls share only plans and spectrum.
     cdef size_t elem = sizeof(float) if spec.single else sizeof(double)
     cdef void *a = _take(elem * n)
     cdef void *b = _take(elem * 2 * (n // 2 + 1))
     if a == NULL or b == NULL:
         _give(a, elem * n)
         _give(b, elem * 2 * (n // 2 + 1))
-        return ST_NO_MEMORY, found
+        return ST_NO_MEMORY, None
     try:
         with nogil:
             if spec.single:
                 status = _correlate(&source[0], spec.m, &sample[0], sample.shape[0],
-                                    <float *>spec.data, <float *>a, <float *>b, spec.plans.r2c,
-                                    spec.plans.c2r, n, spec.sumsq, lo, hi, refine, w, beta, guard, spec.fade, &found)
+                                    <float *>spec.data, <float *>a, <float *>b, &search, &found)
             else:
                 status = _correlate(&source[0], spec.m, &sample[0], sample.shape[0],
-                                    <double *>spec.data, <double *>a, <double *>b, spec.plans.r2c,
-                                    spec.plans.c2r, n, spec.sumsq, lo, hi, 0, w, beta, guard, spec.fade, &found)
+                                    <double *>spec.data, <double *>a, <double *>b, &search, &found)
     finally:
         _give(a, elem * n)
         _give(b, elem * 2 * (n // 2 + 1))
-    return status, found
+    return status, (found.lag, found.fraction, found.coefficient, found.value, found.second)

@@ -10,11 +10,13 @@ import sys
 from collections.abc import Sequence
 
 from audiosync.errors import AudiosyncError
-from audiosync.session import Progress, SyncResult
+from audiosync.results import Progress, SyncResult
 
 __all__ = ["main"]
 
-EXIT_CONFIDENT, EXIT_NOT_CONFIDENT, EXIT_USAGE = 0, 1, 2
+# 0: a confident answer; 1: an answer, not confident; 2: bad usage (arguments
+# or option values); 3: the job could not run (an input, the capture, ffmpeg).
+EXIT_CONFIDENT, EXIT_NOT_CONFIDENT, EXIT_USAGE, EXIT_ERROR = 0, 1, 2, 3
 
 log = logging.getLogger("audiosync")
 
@@ -60,15 +62,18 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("setup", parents=[common], help="route a player into the dedicated audiosync sink")
     s.add_argument("player", metavar="PLAYER_NAME", help="the player's application.name, e.g. Spotify")
 
+    sub.add_parser("prepare", parents=[common], help="measure FFTW plans for the sizes audiosync uses (once)",
+                   description="Measure FFTW plans for the transform sizes of a live sync and save them as "
+                               "wisdom in the user's cache folder; later runs plan them at no cost. "
+                               "Takes minutes; run it once per machine, e.g. at set-up.")
+
     d = sub.add_parser("demo", parents=[common], help="run the main job on a built-in example")
     d.add_argument("--offline", action="store_true", help="skip PulseAudio: run the example through sync_files")
     return p
 
 
 def _progress(p: Progress) -> None:
-    mark = "confident" if p.confident else "not yet"
-    print(f"  {p.interval_s:5.1f} s captured: lag {p.lag_ms:9.1f} ms, confidence {p.confidence:.3f} ({mark})",
-          file=sys.stderr, flush=True)
+    print(f"  {p.describe()}", file=sys.stderr, flush=True)
 
 
 def _report(result: SyncResult, args: argparse.Namespace) -> int:
@@ -101,7 +106,8 @@ def _files(args: argparse.Namespace) -> int:
 
 
 def _live(args: argparse.Namespace) -> int:
-    from audiosync.control import _search_url, sync
+    from audiosync.control import sync
+    from audiosync.download import search_url
 
     if bool(args.url) == bool(args.title):
         raise _UsageError("give either URL_OR_PATH or --title")
@@ -110,7 +116,7 @@ def _live(args: argparse.Namespace) -> int:
         # As for every local path: absolute, behind "file:", so that a name such as
         # "take:1.wav" or "pipe:0" is not read as an ffmpeg protocol.
         capture = ["-i", "file:" + os.path.abspath(capture)]
-    url, use_ytdlp = (args.url, None) if args.url else (_search_url(args.title), True)
+    url, use_ytdlp = (args.url, None) if args.url else (search_url(args.title), True)
     print("recording the desktop ...", file=sys.stderr, flush=True)
     result = sync(url, capture=capture, timeout=args.timeout, min_confidence=args.min_confidence,
                   on_progress=_progress, use_ytdlp=use_ytdlp, keep_audio=bool(args.plot))
@@ -125,6 +131,14 @@ def _setup(args: argparse.Namespace) -> int:
         return 0
     print(f"audiosync: could not set up {args.player!r} (run with --debug for the reason)", file=sys.stderr)
     return 1
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    from audiosync import wisdom
+
+    seconds = wisdom.prepare(on_progress=wisdom.progress_bar)
+    print(f"measured FFTW plans in {seconds:.0f} s; saved in {os.path.dirname(wisdom.path(True))}")
+    return 0
 
 
 class _UsageError(Exception):
@@ -144,6 +158,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _live(args)
         if args.command == "setup":
             return _setup(args)
+        if args.command == "prepare":
+            return _prepare(args)
         from audiosync.demo import main as demo
 
         return demo(offline=args.offline)
@@ -155,7 +171,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"audiosync: error: {message}", file=sys.stderr)
-        return EXIT_USAGE
+        # A named error (SilentInputError is also a ValueError) or the system's is
+        # the job failing; a bare ValueError is an option value, like bad usage.
+        usage = isinstance(exc, _UsageError) or (isinstance(exc, ValueError) and not isinstance(exc, AudiosyncError))
+        return EXIT_USAGE if usage else EXIT_ERROR
 
 
 if __name__ == "__main__":

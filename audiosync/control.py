@@ -7,7 +7,9 @@ import sys
 from collections.abc import Callable, Sequence
 
 from audiosync import capture as _capture
-from audiosync.session import DEFAULT_INTERVALS, Progress, SyncJob, SyncResult
+from audiosync.download import search_url
+from audiosync.results import Progress, SyncResult
+from audiosync.session import SyncJob
 
 __all__ = [
     "abort", "default_job", "get_debug", "get_lag", "pause", "resume", "run", "set_debug",
@@ -25,11 +27,8 @@ def default_job() -> SyncJob:
     return _default
 
 
-def sync(url: str, *, capture: str | Sequence[str] | None = None, sample_rate: int = 48000,
-         intervals: Sequence[float] = DEFAULT_INTERVALS, min_confidence: float = 0.95,
-         timeout: float | None = None,
-         on_progress: Callable[[Progress], None] | None = None,
-         use_ytdlp: bool | None = None, keep_audio: bool = False, method: str = "phat") -> SyncResult:
+def sync(url: str, *, capture: str | Sequence[str] | None = None,
+         on_progress: Callable[[Progress], None] | None = None, **options) -> SyncResult:
     """Record the desktop while decoding ``url``; return how far apart they are.
 
     Parameters
@@ -42,28 +41,19 @@ def sync(url: str, *, capture: str | Sequence[str] | None = None, sample_rate: i
         once :func:`setup` made it). A string: a PulseAudio source name such
         as ``"mysink.monitor"``. A sequence: ffmpeg input arguments, e.g.
         ``["-f", "alsa", "-i", "hw:0"]`` or ``["-i", "capture.wav"]``.
-    sample_rate : int
-        Rate both sides are decoded at.
-    intervals : sequence of float
-        Seconds of capture after which to estimate; the job returns at the
-        first confident one.
-    min_confidence : float
-        Threshold on the confidence (|Pearson| at the peak).
-    timeout : float or None
-        Give up after this many seconds with the best answer so far (not
-        confident).
     on_progress : callable or None
         Called with a :class:`Progress` after every interval.
-    use_ytdlp : bool or None
-        Resolve ``url`` with yt-dlp: None (default) for YouTube pages and
-        ``ytsearch`` queries, True for any http(s) page yt-dlp knows, False
-        never.
-    keep_audio : bool
-        Keep the two arrays the answer came from in ``SyncResult.audio``
-        (for plots).
-    method : {"phat", "seed"}
-        ``"phat"`` (default): phase transform, prominence as confidence;
-        ``"seed"``: the original raw correlation with |Pearson|.
+    **options
+        The fields of :class:`audiosync.SyncOptions`, validated there:
+        ``sample_rate`` (48000), ``intervals`` (seconds of capture after
+        which to estimate; the job returns at the first confident one),
+        ``min_confidence`` (0.95), ``timeout`` (give up after this many
+        seconds with the best answer so far, not confident), ``use_ytdlp``
+        (None: for YouTube pages and ``ytsearch`` queries; True: any http(s)
+        page yt-dlp knows; False: never), ``keep_audio`` (keep the two
+        arrays the answer came from in ``SyncResult.audio``, for plots) and
+        ``method`` (``"phat"``, or ``"seed"``: the original raw correlation
+        with |Pearson|).
 
     Returns
     -------
@@ -78,9 +68,7 @@ def sync(url: str, *, capture: str | Sequence[str] | None = None, sample_rate: i
         See the README's Errors section. A timeout, an abort or silence is
         not an error: the result is simply not confident.
     """
-    return _default.sync(url, capture=capture, sample_rate=sample_rate, intervals=intervals,
-                         min_confidence=min_confidence, timeout=timeout, on_progress=on_progress,
-                         use_ytdlp=use_ytdlp, keep_audio=keep_audio, method=method)
+    return _default.sync(url, capture=capture, on_progress=on_progress, **options)
 
 
 def get_lag(url: str, **options) -> int:
@@ -90,10 +78,6 @@ def get_lag(url: str, **options) -> int:
     """
     result = sync(url, **options)
     return int(round(result.lag_ms)) if result.confident else 0
-
-
-def _search_url(title: str) -> str:
-    return f"ytsearch1:{title}"
 
 
 def run(title: str) -> tuple[int, bool]:
@@ -107,7 +91,7 @@ def run(title: str) -> tuple[int, bool]:
         if not isinstance(title, str) or not title.strip():
             log.warning("run: no title given")
             return 0, False
-        result = sync(_search_url(title.strip()), use_ytdlp=True)
+        result = sync(search_url(title.strip()), use_ytdlp=True)
     except Exception as exc:  # the caller's thread does not catch exceptions
         log.warning("run(%r) failed: %s: %s", title, type(exc).__name__, exc)
         log.debug("run failure details", exc_info=True)

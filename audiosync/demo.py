@@ -23,9 +23,10 @@ from contextlib import ExitStack
 
 import numpy as np
 
+from audiosync import ffmpeg
 from audiosync.errors import AudiosyncError
-from audiosync.producer import Producer, ffmpeg_path
-from audiosync.session import Progress
+from audiosync.producer import Producer
+from audiosync.results import Progress
 from audiosync.synth import make_song
 from audiosync.xcorr import cross_correlation
 
@@ -40,18 +41,7 @@ def say(text: str) -> None:
 
 
 def _progress(p: Progress) -> None:
-    say(f"  {p.interval_s:5.1f} s captured: lag {p.lag_ms:9.1f} ms, confidence {p.confidence:.3f}"
-        f"{'  <- confident' if p.confident else ''}")
-
-
-def _encode(folder: str, song: np.ndarray) -> str:
-    raw = os.path.join(folder, "song.f32")
-    song.astype("<f4").tofile(raw)
-    path = os.path.join(folder, "song.ogg")
-    subprocess.run([ffmpeg_path(), "-hide_banner", "-loglevel", "error", "-y", "-f", "f32le", "-ar", str(RATE),
-                    "-ac", "1", "-i", raw, "-c:a", "libvorbis", "-q:a", "6", path], check=True)
-    os.unlink(raw)
-    return path
+    say(f"  {p.describe()}")
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
@@ -132,8 +122,7 @@ def _live(stack: ExitStack, url: str, path: str, song: np.ndarray, sink: str, st
 def _play(stack: ExitStack, path: str, sink: str, start_s: float) -> None:
     """Decode with ffmpeg and play with pacat, which the sink's clock paces, like a real player."""
     decoder = subprocess.Popen(
-        [ffmpeg_path(), "-hide_banner", "-loglevel", "error", "-nostdin", "-ss", f"{start_s:.3f}", "-i", path,
-         "-ac", "2", "-ar", str(RATE), "-f", "f32le", "pipe:1"],
+        ffmpeg.command("-ss", f"{start_s:.3f}", "-i", path, *ffmpeg.pcm_output(RATE, channels=2)),
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     player = subprocess.Popen(
         ["pacat", "--playback", "--raw", "--format=float32le", f"--rate={RATE}", "--channels=2",
@@ -155,11 +144,7 @@ def _offline(folder: str, url: str, song: np.ndarray, start_s: float) -> bool:
 
     capture = song[int(start_s * RATE) : int((start_s + 20) * RATE)]
     noisy = capture + 0.01 * np.random.default_rng().standard_normal(len(capture)).astype(np.float32)
-    path = os.path.join(folder, "capture.f32")
-    noisy.astype("<f4").tofile(path)
-    wav = os.path.join(folder, "capture.wav")
-    subprocess.run([ffmpeg_path(), "-hide_banner", "-loglevel", "error", "-y", "-f", "f32le", "-ar", str(RATE),
-                    "-ac", "1", "-i", path, wav], check=True)
+    wav = ffmpeg.encode(noisy, RATE, os.path.join(folder, "capture.wav"))
     say(f"sync_files({url!r}, 'capture.wav'), the capture cut at {start_s:.3f} s with noise:")
     result = sync_files(url, wav)
     return _verdict(result, 1000 * int(start_s * RATE) / RATE)
@@ -182,9 +167,9 @@ def main(offline: bool = False) -> int:
         stack.callback(shutil.rmtree, folder, True)
         say(f"generating {SONG_S:.0f} s of music (chords, bass, melody, drums) ...")
         song = make_song(SONG_S, RATE, seed=random.randrange(1 << 30))
-        path = _encode(folder, song)
+        path = ffmpeg.encode(song, RATE, os.path.join(folder, "song.ogg"), "-c:a", "libvorbis", "-q:a", "6")
         url = _serve(stack, folder)
-        song = _decoded(path)
+        song = ffmpeg.decode(path, RATE)  # the song as the download side decodes it: the truth is found in this
         sink = None
         if not offline:
             sink = _pulse_sink(stack)
@@ -195,13 +180,6 @@ def main(offline: bool = False) -> int:
         else:
             ok = _live(stack, url, path, song, sink, start_s)
     return 0 if ok else 1
-
-
-def _decoded(path: str) -> np.ndarray:
-    """The song as the download side decodes it (the truth is located in this)."""
-    out = subprocess.run([ffmpeg_path(), "-hide_banner", "-loglevel", "error", "-i", path, "-ac", "1",
-                          "-ar", str(RATE), "-f", "f32le", "pipe:1"], check=True, capture_output=True).stdout
-    return np.frombuffer(out, dtype=np.float32)
 
 
 if __name__ == "__main__":

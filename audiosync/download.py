@@ -6,9 +6,9 @@ import logging
 import os
 from urllib.parse import urlsplit
 
-from audiosync.errors import InputError, MissingExtraError
+from audiosync.errors import InputError, InputNotFoundError, MissingExtraError
 
-__all__ = ["input_args", "resolve_with_ytdlp"]
+__all__ = ["input_args", "resolve_with_ytdlp", "search_url"]
 
 log = logging.getLogger("audiosync")
 
@@ -17,6 +17,11 @@ _YOUTUBE_HOSTS = ("youtube.com", "youtu.be", "youtube-nocookie.com")
 # stalled download ends in an error instead of a wait without end.
 NETWORK_TIMEOUT_S = 15.0
 _DIRECT_SCHEMES = ("http", "https")
+
+
+def search_url(title: str) -> str:
+    """The yt-dlp query that finds the first YouTube video for ``title``."""
+    return f"ytsearch1:{title}"
 
 
 def _is_youtube(url: str) -> bool:
@@ -118,7 +123,7 @@ def input_args(url: str | os.PathLike[str], use_ytdlp: bool | None = None) -> li
         raise ValueError(f"unsupported URL scheme {scheme!r} in {url!r}: give an http(s) URL or a file path")
     path = os.path.abspath(url)
     if not os.path.exists(path):
-        raise FileNotFoundError(f"no such file: {url!r}")
+        raise InputNotFoundError(f"no such file: {url!r}")
     if os.path.isdir(path):
-        raise IsADirectoryError(f"{url!r} is a directory, not an audio file")
+        raise InputNotFoundError(f"{url!r} is a directory, not an audio file")
     return ["-i", "file:" + path]

@@ -5,6 +5,7 @@ __all__ = [
     "CaptureError",
     "FFmpegNotFoundError",
     "InputError",
+    "InputNotFoundError",
     "JobBusyError",
     "MissingExtraError",
     "SilentInputError",
@@ -25,6 +26,10 @@ class FFmpegNotFoundError(AudiosyncError, FileNotFoundError):
 
 class InputError(AudiosyncError):
     """A URL or file could not be opened or decoded (the message ends with ffmpeg's words)."""
+
+
+class InputNotFoundError(InputError, FileNotFoundError):
+    """A local input file does not exist (or is a directory)."""
 
 
 class CaptureError(AudiosyncError):

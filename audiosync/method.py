@@ -12,7 +12,7 @@ peak as confidence.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
@@ -20,7 +20,7 @@ import numpy as np
 from audiosync.errors import SilentInputError
 from audiosync.xcorr import Correlator
 
-__all__ = ["METHODS", "Estimate", "confidence_of", "estimate", "make_correlator"]
+__all__ = ["METHODS", "NOTHING", "Estimate", "confidence_of", "estimate", "make_correlator"]
 
 METHODS = ("phat", "seed")
 BAND_HZ = 8000.0       # above this codecs differ, and whitening empty bins makes false peaks
@@ -58,6 +58,10 @@ class Estimate:
         return 1000.0 * (self.lag + self.fraction) / rate
 
 
+# Nothing to find (a silent overlap): lag 0, not confident.
+NOTHING = Estimate(0, 0.0, 0.0, 0.0, 0.0)
+
+
 def confidence_of(prominence: float, limit: float) -> float:
     """Map a prominence to [0, 1] so that the calibrated threshold ``limit`` reads 0.95.
 
@@ -83,9 +87,7 @@ def _band(n: int, rate: int) -> np.ndarray:
 
 def make_correlator(source: np.ndarray, max_sample_length: int, method: str, rate: int,
                     precision: str = "single") -> Correlator:
-    """A linear correlator of ``source`` prepared for ``method``."""
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    """A linear correlator of ``source`` prepared for ``method`` (one of METHODS)."""
     fade = int(round(FADE_S * rate)) if method == "phat" else 0
     return Correlator(source, max_sample_length=max_sample_length, linear=True, fade=fade,
                       precision=precision)
@@ -97,21 +99,18 @@ def estimate(correlator: Correlator, sample: np.ndarray, method: str, rate: int,
     m, n = correlator.source.shape[0], len(sample)
     if method == "seed":
         try:
-            found = correlator.find(sample)
+            peak = correlator.find(sample)
         except SilentInputError:
-            return Estimate(0, 0.0, 0.0, math.nan, 0.0)
-        return Estimate(found["lag"], 0.0, found["coefficient"], math.nan, abs(found["coefficient"]))
+            return replace(NOTHING, prominence=math.nan)
+        return Estimate(peak.lag, 0.0, peak.coefficient, math.nan, abs(peak.coefficient))
     overlap = min(int(MIN_OVERLAP_S * rate), n, m)
     lags = (-(n - overlap), m - overlap)
     try:
-        found = correlator.find(sample, lags=lags, weights=_band(correlator.n, rate), beta=1.0,
-                                guard=int(round(GUARD_S * rate)))
-        coefficient = found["coefficient"]
+        peak = correlator.find(sample, lags=lags, weights=_band(correlator.n, rate), beta=1.0,
+                               guard=int(round(GUARD_S * rate)))
     except SilentInputError:
-        return Estimate(0, 0.0, 0.0, 0.0, 0.0)
-    value, second = found["value"], found["second"]
-    prominence = value / second if second > 0 else (math.inf if value > 0 else 0.0)
-    confidence = confidence_of(prominence, threshold(mode, interval_s))
+        return NOTHING
+    confidence = confidence_of(peak.prominence, threshold(mode, interval_s))
     if mode == "live" and n < MIN_CONFIDENT_S * rate - 1:
         confidence = min(confidence, 0.5)
-    return Estimate(found["lag"], found["fraction"], coefficient, prominence, confidence)
+    return Estimate(peak.lag, peak.fraction, peak.coefficient, peak.prominence, confidence)

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import math
 import os
 import threading
 import time
 
 from audiosync.download import input_args
 from audiosync.errors import InputError
+from audiosync.method import estimate, make_correlator
+from audiosync.options import FileOptions
 from audiosync.producer import Producer
-from audiosync.session import Progress, SyncResult
-from audiosync.method import METHODS, estimate, make_correlator
+from audiosync.results import Progress, SyncResult
 
 __all__ = ["sync_files"]
 
@@ -20,10 +20,7 @@ __all__ = ["sync_files"]
 _DEFAULT_MAX_S = 3600.0
 
 
-def sync_files(reference: str | os.PathLike[str], other: str | os.PathLike[str], *,
-               sample_rate: int = 48000, max_seconds: float | None = None,
-               min_confidence: float = 0.95, keep_audio: bool = False,
-               timeout: float | None = None, method: str = "phat") -> SyncResult:
+def sync_files(reference: str | os.PathLike[str], other: str | os.PathLike[str], **options) -> SyncResult:
     """The lag of ``other`` relative to ``reference``: ``other(t) ≈ reference(t + lag_ms)``.
 
     Parameters
@@ -31,19 +28,14 @@ def sync_files(reference: str | os.PathLike[str], other: str | os.PathLike[str],
     reference, other : str or path
         Anything ffmpeg reads: files of any common format, http(s) URLs,
         YouTube pages (with ``audiosync[youtube]``).
-    sample_rate : int
-        Rate both are decoded at.
-    max_seconds : float or None
-        Read at most this many seconds of each (default: one hour).
-    min_confidence : float
-        Threshold on the confidence (|Pearson| at the peak).
-    keep_audio : bool
-        Keep the two decoded arrays in ``SyncResult.audio``.
-    method : {"phat", "seed"}
-        How the lag and the confidence are found (see the README).
-    timeout : float or None
-        Stop decoding after this many seconds and answer from what was
-        decoded, never confidently (``reason="timeout"``).
+    **options
+        The fields of :class:`audiosync.FileOptions`: ``sample_rate``
+        (48000), ``max_seconds`` (read at most this many seconds of each;
+        default one hour), ``min_confidence`` (0.95), ``keep_audio`` (keep
+        the two decoded arrays in ``SyncResult.audio``), ``method``
+        (``"phat"`` or ``"seed"``, see the README) and ``timeout`` (stop
+        decoding after this many seconds and answer from what was decoded,
+        never confidently, ``reason="timeout"``).
 
     Returns
     -------
@@ -53,21 +45,13 @@ def sync_files(reference: str | os.PathLike[str], other: str | os.PathLike[str],
 
     Raises
     ------
-    FileNotFoundError, InputError, FFmpegNotFoundError, ValueError
+    InputNotFoundError (a FileNotFoundError), InputError, FFmpegNotFoundError, ValueError
     """
-    if not isinstance(sample_rate, int) or not 8000 <= sample_rate <= 192000:
-        raise ValueError(f"sample_rate must be an int from 8000 to 192000, got {sample_rate!r}")
-    if max_seconds is not None and not (math.isfinite(max_seconds) and max_seconds > 0):
-        raise ValueError(f"max_seconds must be positive, got {max_seconds!r}")
-    if not 0.0 <= float(min_confidence) <= 1.0:
-        raise ValueError(f"min_confidence must be in [0, 1], got {min_confidence!r}")
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if timeout is not None and not (timeout > 0):
-        raise ValueError(f"timeout must be positive seconds or None, got {timeout!r}")
+    opts = FileOptions(**options)
+    sample_rate, method, timeout = opts.sample_rate, opts.method, opts.timeout
     t0 = time.monotonic()
     args = [input_args(reference), input_args(other)]
-    capacity = int(round((max_seconds or _DEFAULT_MAX_S) * sample_rate))
+    capacity = int(round((opts.max_seconds or _DEFAULT_MAX_S) * sample_rate))
     cond = threading.Condition()
     producers: list[Producer] = []
     try:
@@ -103,7 +87,7 @@ def sync_files(reference: str | os.PathLike[str], other: str | os.PathLike[str],
             p.stop()
     confidence, coefficient = est.confidence, est.coefficient
     progress = Progress(interval_s=len(oth) / sample_rate, lag_ms=1000.0 * (lag + fraction) / sample_rate,
-                        confidence=confidence, confident=finished and confidence >= min_confidence,
+                        confidence=confidence, confident=finished and confidence >= opts.min_confidence,
                         downloaded_s=len(ref) / sample_rate)
     return SyncResult(
         lag_ms=progress.lag_ms, confidence=confidence, confident=progress.confident,
@@ -111,5 +95,5 @@ def sync_files(reference: str | os.PathLike[str], other: str | os.PathLike[str],
         reason="complete" if finished else "timeout",
         lag_samples=int(lag), sample_rate=sample_rate, coefficient=float(coefficient),
         prominence=float(est.prominence),
-        history=(progress,), audio=(ref, oth) if keep_audio else None,
+        history=(progress,), audio=(ref, oth) if opts.keep_audio else None,
     )

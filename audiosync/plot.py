@@ -7,7 +7,7 @@ import os
 import numpy as np
 
 from audiosync.errors import MissingExtraError
-from audiosync.session import SyncResult
+from audiosync.results import SyncResult
 
 __all__ = ["plot_result"]
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import subprocess
 import tempfile
 import threading
@@ -18,9 +17,9 @@ import time
 
 import numpy as np
 
-from audiosync.errors import FFmpegNotFoundError
+from audiosync import ffmpeg
 
-__all__ = ["Producer", "ffmpeg_path"]
+__all__ = ["Producer"]
 
 log = logging.getLogger("audiosync")
 
@@ -30,17 +29,6 @@ _CHUNK_BYTES = 1 << 16
 # it writes only to our pipe, so killing it after a short grace loses nothing.
 _STOP_GRACE_S = 0.3
 _STDERR_TAIL = 600
-
-
-def ffmpeg_path() -> str:
-    """Return the ffmpeg executable, or raise FFmpegNotFoundError with an install hint."""
-    exe = shutil.which("ffmpeg")
-    if not exe:
-        raise FFmpegNotFoundError(
-            "ffmpeg is not installed or not on PATH: install it "
-            "(Debian/Ubuntu: sudo apt-get install ffmpeg; macOS: brew install ffmpeg)"
-        )
-    return exe
 
 
 class Producer:
@@ -63,11 +51,7 @@ class Producer:
         self.error: str | None = None
         self.anchor: float | None = None
         self._stopping = False
-        self._argv = [
-            ffmpeg_path(), "-hide_banner", "-nostdin", "-loglevel", "error",
-            *input_args,
-            "-vn", "-ac", "1", "-ar", str(rate), "-f", "f32le", "pipe:1",
-        ]
+        self._argv = ffmpeg.command(*input_args, *ffmpeg.pcm_output(rate))
         self._stderr = tempfile.TemporaryFile()
         try:
             self._proc = subprocess.Popen(
@@ -80,10 +64,6 @@ class Producer:
         self._started = time.monotonic()
         self._thread = threading.Thread(target=self._read, name=f"audiosync-{name}", daemon=True)
         self._thread.start()
-
-    @property
-    def pid(self) -> int:
-        return self._proc.pid
 
     def _read(self) -> None:
         view = memoryview(self.buffer).cast("B")
@@ -164,9 +144,3 @@ class Producer:
         if self._proc.stdout:
             self._proc.stdout.close()
         self._stderr.close()
-
-    def __enter__(self) -> "Producer":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+import math
 from typing import NamedTuple
 
 import numpy as np
 
-from audiosync import _xcorr
+from audiosync import _xcorr, wisdom
+from audiosync._sizes import working_length
 from audiosync.errors import SilentInputError
 
-__all__ = ["Correlation", "Correlator", "cross_correlation", "working_length"]
+__all__ = ["Correlation", "Correlator", "Peak", "cross_correlation", "working_length"]
 
 # dtypes the kernel reads directly; anything else is converted to float64 once.
 _KERNEL_DTYPES = (np.dtype(np.float64), np.dtype(np.float32), np.dtype(np.int16))
@@ -28,31 +29,45 @@ class Correlation(NamedTuple):
     """Pearson correlation of the overlapping segments at ``lag``, in [-1, 1]."""
 
 
-@lru_cache(maxsize=256)
-def working_length(m: int) -> int:
-    """The transform size for a source of ``m`` samples.
+class Peak(NamedTuple):
+    """What :meth:`Correlator.find` found: the kernel's whole answer."""
 
-    The smallest size at or above ``m`` whose prime factors are 2, 3, 5 and
-    7, which FFTW transforms fastest: an arbitrary length can be prime and
-    many times slower.  The extra zeros only remove circular aliasing.
-    """
-    if m < 1:
-        raise ValueError(f"length must be positive, got {m}")
-    best = 1 << max(0, (m - 1).bit_length())
-    p7 = 1
-    while p7 < best:
-        p5 = p7
-        while p5 < best:
-            p3 = p5
-            while p3 < best:
-                p2 = p3
-                while p2 < m:
-                    p2 *= 2
-                best = min(best, p2)
-                p3 *= 3
-            p5 *= 5
-        p7 *= 7
-    return best
+    lag: int
+    """Integer lag of the peak: ``sample[i] ≈ source[i + lag]``."""
+    fraction: float
+    """Sub-sample offset of the peak, in (-0.5, 0.5), from a parabola through it."""
+    coefficient: float
+    """Pearson correlation of the overlapping segments at ``lag``, in [-1, 1]."""
+    value: float
+    """|r| at the peak, divided by the transform size."""
+    second: float
+    """The largest |r| more than ``guard`` samples from the peak, likewise scaled."""
+
+    @property
+    def prominence(self) -> float:
+        """The peak over the second peak (inf when nothing else is there, 0 when all is 0)."""
+        if self.second > 0:
+            return self.value / self.second
+        return math.inf if self.value > 0 else 0.0
+
+
+def _raise_for(status: int, n: int, lag: int = 0) -> None:
+    """Map a kernel status to its exception: the one place that does."""
+    if status == _xcorr.OK:
+        return
+    if status == _xcorr.SOURCE_NOT_FINITE:
+        raise ValueError("source contains NaN or infinity")
+    if status == _xcorr.SAMPLE_NOT_FINITE:
+        raise ValueError("sample contains NaN or infinity")
+    if status == _xcorr.NO_MEMORY:
+        raise MemoryError(f"cannot allocate a transform of {n} samples")
+    if status == _xcorr.SILENT:
+        raise SilentInputError(f"the overlap at lag {lag} is silent (no variance): the correlation is undefined")
+    if status == _xcorr.NO_LAGS:
+        raise ValueError("no lag in the range searched leaves the signals 2 samples of overlap")
+    if status == _xcorr.NOT_FINITE:
+        raise ValueError("the correlation has no finite value (weights or beta make every value NaN)")
+    raise RuntimeError(f"unknown kernel status {status}")
 
 
 def _as_signal(x: object, name: str) -> np.ndarray:
@@ -119,25 +134,20 @@ class Correlator:
     def _spectrum(self, precision: str):
         spec = self._spectra.get(precision)
         if spec is None:
+            wisdom.load_once()  # plans measured by `audiosync prepare` serve this size
             status, spec = _xcorr.spectrum(self.source, self.n, precision == "single", self.source, self.fade)
-            if status == _xcorr.SOURCE_NOT_FINITE:
-                raise ValueError("source contains NaN or infinity")
-            if status == _xcorr.NO_MEMORY:
-                raise MemoryError(f"cannot allocate a transform of {self.n} samples")
+            _raise_for(status, self.n)
             self._spectra[precision] = spec
-            from audiosync import wisdom  # (imports this module)
-
-            wisdom.refresh()  # queue an estimated size for measuring; take up new wisdom
         return spec
 
     def __call__(self, sample: object, *, lags: tuple[int, int] | None = None) -> Correlation:
         """Find where ``sample`` lies in the source; ``lags=(lo, hi)`` limits the search."""
-        found = self.find(sample, lags=lags)
-        return Correlation(found["lag"], found["coefficient"])
+        peak = self.find(sample, lags=lags)
+        return Correlation(peak.lag, peak.coefficient)
 
     def find(self, sample: object, *, lags: tuple[int, int] | None = None,
-             weights: np.ndarray | None = None, beta: float = 0.0, guard: int = 0) -> dict:
-        """The kernel's whole answer: lag, coefficient, sub-sample fraction, peak, second peak, rms.
+             weights: np.ndarray | None = None, beta: float = 0.0, guard: int = 0) -> Peak:
+        """The kernel's whole answer: lag, sub-sample fraction, coefficient, peak and second peak.
 
         ``weights`` (float32, one per frequency bin of the transform) and
         ``beta`` (1 for the phase transform) shape the cross-spectrum; the
@@ -172,16 +182,8 @@ class Correlator:
         if status == _xcorr.NEED_DOUBLE:  # too many near-ties for single precision
             status, found = _xcorr.correlate(self._spectrum("double"), self.source, smp, lo, hi, False,
                                              weights, beta, guard)
-        lag = found["lag"]
-        if status == _xcorr.SAMPLE_NOT_FINITE:
-            raise ValueError("sample contains NaN or infinity")
-        if status == _xcorr.NO_MEMORY:
-            raise MemoryError(f"cannot allocate a transform of {self.n} samples")
-        if status == _xcorr.SILENT:
-            raise SilentInputError(
-                f"the overlap at lag {lag} is silent (no variance): the correlation is undefined"
-            )
-        return found
+        _raise_for(status, self.n, found[0] if found else 0)
+        return Peak._make(found)
 
 
 def cross_correlation(source: object, sample: object, *, linear: bool = False,

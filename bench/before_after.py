@@ -67,7 +67,7 @@ def main() -> int:
         for name, (path, env) in variants.items():
             out = subprocess.run(
                 [sys.executable, "-c", CHILD, path, str(args.repeat)], check=True, capture_output=True, text=True,
-                env={**os.environ, "AUDIOSYNC_BACKGROUND_PLANNING": "0", "OPENBLAS_NUM_THREADS": "1", **env},
+                env={**os.environ, "OPENBLAS_NUM_THREADS": "1", **env},
                 cwd=tempfile.gettempdir()).stdout
             times = json.loads(out)
             print(f"# {name}: {times.pop('file')}", file=sys.stderr)

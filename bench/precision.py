@@ -21,13 +21,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
-
-# Timing: no background planner measuring the corpus's one-off sizes meanwhile.
-os.environ.setdefault("AUDIOSYNC_BACKGROUND_PLANNING", "0")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import accuracy  # noqa: E402

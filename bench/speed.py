@@ -29,10 +29,9 @@ import threading
 import time
 
 # Before numpy: OpenBLAS threads left spinning after a baseline's np.corrcoef
-# would take the second core from the two-thread figure; and no background
-# planner while timing (the kernel's plans are prepared first, below).
+# would take the second core from the two-thread figure (the kernel's plans
+# are prepared first, below).
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("AUDIOSYNC_BACKGROUND_PLANNING", "0")
 
 import numpy as np  # noqa: E402
 import pyfftw  # noqa: E402
@@ -41,7 +40,7 @@ import scipy.fft  # noqa: E402
 import scipy.signal  # noqa: E402
 
 import audiosync  # noqa: E402
-from audiosync import _xcorr, cross_correlation  # noqa: E402
+from audiosync import _planner, cross_correlation  # noqa: E402
 from audiosync.xcorr import Correlator, working_length  # noqa: E402
 
 RATE = 48_000
@@ -220,7 +219,7 @@ def memory():
             src = np.random.default_rng(0).standard_normal(2 * n).astype(dtype)
             smp = src[777:777 + n].copy()
             before = rss('VmRSS:')
-            _xcorr.plan(working_length(len(src)), precision == 'single')  # plans stay cached
+            _planner.plan(working_length(len(src)), precision == 'single')  # plans stay cached
             plans = rss('VmRSS:') - before
             _xcorr.free_buffers()  # the call allocates its buffers anew
             with open('/proc/self/clear_refs', 'w') as f:
@@ -292,7 +291,7 @@ def main():
     info = {
         "audiosync": audiosync.__version__, "fftw": audiosync.fftw_version, "numpy": np.__version__,
         "scipy": scipy.__version__, "pyfftw": pyfftw.__version__, "python": platform.python_version(),
-        "cores": os.cpu_count(), "machine": platform.machine(), "planner": _xcorr.get_effort()[0],
+        "cores": os.cpu_count(), "machine": platform.machine(), "planner": _planner.get_effort()[0],
         "floor_flags": flags,
     }
     kernel = kernel_table(rng, args.repeat, flags)
@@ -301,7 +300,7 @@ def main():
     results = {"info": info, "kernel": kernel,
                "threads": threads(rng, args.repeat), "memory": memory(),
                "offline": offline(rng, args.repeat), "live": live(rng),
-               "planning": {**planning, **_xcorr.planning_stats()}}
+               "planning": {**planning, **_planner.planning_stats()}}
     if args.json:
         print(json.dumps(results, indent=1))
         return

@@ -2,23 +2,38 @@
 # Check audiosync's wheel packaging on this Linux machine (issue 7):
 #   1. build a wheel of the working tree (pip wheel . --no-deps) in a scratch
 #      copy, repair it with auditwheel, and check that the repaired wheel
-#      carries its own copy of every libfftw3* the extension links;
-#   2. install the repaired wheel into a fresh venv and, with every system
-#      libfftw3* hidden (bind-mounted /dev/null in a private mount namespace),
-#      import audiosync from a neutral directory, find a known lag, and show
-#      that the extension's FFTW is loaded from audiosync.libs; and, as the
-#      negative control, that the unrepaired wheel does NOT import there;
+#      carries its own copy of every libfftw3* that any of its extension
+#      modules (every audiosync/_*.so: _xcorr, _planner, ...) links;
+#   2. install the repaired wheel into a fresh venv and show that it does not
+#      use the system's FFTW, in one of two ways:
+#      - with a private mount namespace (root, or unprivileged user
+#        namespaces): every system libfftw3* is hidden (bind-mounted
+#        /dev/null), audiosync is imported from a neutral directory, a known
+#        lag is found, every extension's FFTW is loaded from audiosync.libs;
+#        negative control: the unrepaired wheel does NOT import there;
+#      - where no mount namespace can be made (a container or chroot without
+#        the privilege; unshare fails): by the ELF links. Each extension's
+#        NEEDED names the hash-suffixed libfftw3* copies in audiosync.libs,
+#        ldd of each installed extension resolves them there and reaches no
+#        system libfftw3, and the installed wheel imports from a neutral
+#        directory, finds the lag, with FFTW mapped only from audiosync.libs
+#        (/proc/self/maps); negative control: the unrepaired wheel's
+#        extensions resolve libfftw3 from the system, and fail that check;
 #   3. validate the [tool.cibuildwheel] configuration: the build identifiers
 #      for linux, macos and windows, and the options resolved for a few.
 #
 #   bash scripts/check_wheel.sh
+#   CHECK_WHEEL_NO_NAMESPACE=1 bash scripts/check_wheel.sh   # force the ELF-link way
 #
-# Needs: root (or unprivileged user namespaces), python3 with venv, gcc,
-# FFTW's headers and libraries (libfftw3-dev), binutils, util-linux, and
-# PyPI. Environment: PYTHON (default python3); CIBW_CONFIG, a TOML file to
-# validate in step 3 instead of ./pyproject.toml; KEEP_TMP=1 keeps the
-# scratch directory. Prints PASS/FAIL lines, closes with
-# "check_wheel: N passed, M failed", and exits non-zero on any FAIL.
+# Needs: python3 with venv, gcc, FFTW's headers and libraries (libfftw3-dev),
+# binutils, libc-bin (ldd, ldconfig), and PyPI; for the mount-namespace way
+# also util-linux and root (or unprivileged user namespaces), else the ELF
+# way is taken by itself. Environment: PYTHON (default python3);
+# CHECK_WHEEL_NO_NAMESPACE=1 takes the ELF-link way even where a mount
+# namespace works (to test that way); CIBW_CONFIG, a TOML file to validate in
+# step 3 instead of ./pyproject.toml; KEEP_TMP=1 keeps the scratch directory.
+# Prints PASS/FAIL lines, closes with "check_wheel: N passed, M failed", and
+# exits non-zero on any FAIL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -55,16 +70,10 @@ cleanup() {
 trap cleanup EXIT
 
 step "0. prerequisites"
-for tool in "$PY" gcc readelf unshare mount ldconfig ldd; do
+for tool in "$PY" gcc readelf ldconfig ldd; do
   command -v "$tool" >/dev/null 2>&1 || die "'$tool' is not installed"
 done
 [ -f /usr/include/fftw3.h ] || die "fftw3.h is missing (apt-get install libfftw3-dev)"
-if [ "$(id -u)" -eq 0 ]; then
-  UNSHARE=(unshare --mount --propagation private)
-else
-  UNSHARE=(unshare --map-root-user --mount --propagation private)
-fi
-"${UNSHARE[@]}" true 2>/dev/null || die "cannot make a private mount namespace (${UNSHARE[*]}); run as root"
 echo "python: $("$PY" -c 'import sys; print(sys.executable, sys.version.split()[0])'), $(ldd --version | head -1)"
 
 # Every system libfftw3* the loader could find, as real files (the .so and
@@ -73,6 +82,11 @@ ldconfig -p | awk '/libfftw3/ {print $NF}' | xargs -r readlink -f | sort -u > "$
 [ -s "$WORK/system-fftw.txt" ] || die "no system libfftw3 in the ldconfig cache: nothing to hide"
 echo "system FFTW files to hide: $(wc -l < "$WORK/system-fftw.txt") ($(xargs -n1 basename < "$WORK/system-fftw.txt" | tr '\n' ' '))"
 
+if [ "$(id -u)" -eq 0 ]; then
+  UNSHARE=(unshare --mount --propagation private)
+else
+  UNSHARE=(unshare --map-root-user --mount --propagation private)
+fi
 # masked CMD...: run CMD in a private mount namespace where every system
 # libfftw3* reads as /dev/null; exit 97 if the hiding itself failed.
 masked() {
@@ -80,6 +94,26 @@ masked() {
     while IFS= read -r f; do mount --bind /dev/null "$f" || exit 97; done < "$0"
     exec "$@"' "$WORK/system-fftw.txt" "$@"
 }
+# plain CMD...: run CMD without the variables that could steer the loader.
+plain() { env -u LD_LIBRARY_PATH -u LD_PRELOAD "$@"; }
+
+# Which way step 2 shows that the installed wheel does not use the system's
+# FFTW: by hiding it (a private mount namespace with bind mounts: needs root
+# or user namespaces, and fails in a chroot or a container without them), or
+# by the extensions' ELF links.
+mode=mask
+if [ "${CHECK_WHEEL_NO_NAMESPACE:-0}" = 1 ]; then
+  mode=elf why="CHECK_WHEEL_NO_NAMESPACE=1"
+elif ! command -v unshare >/dev/null 2>&1 || ! command -v mount >/dev/null 2>&1; then
+  mode=elf why="unshare or mount is not installed"
+elif ! masked true > "$WORK/unshare.log" 2>&1; then
+  mode=elf why="${UNSHARE[*]} with bind mounts failed: $(tail -1 "$WORK/unshare.log")"
+fi
+if [ "$mode" = elf ]; then
+  echo "no mount namespace here ($why): checking the bundled FFTW by its ELF links instead"
+else
+  echo "private mount namespace works (${UNSHARE[*]}): the system FFTW will be hidden by bind mounts"
+fi
 
 step "1. build and repair the wheel"
 # A scratch copy of the working tree (tracked and untracked, not ignored
@@ -91,8 +125,12 @@ if git -C "$ROOT" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
     (cd "$ROOT" && xargs -0 sh -c 'for f; do [ -e "$f" ] && printf "%s\0" "$f"; done' _) |
     tar -C "$ROOT" --null -T - -cf - | tar -C "$WORK/src" -xf -
 else
+  generated=()  # the C file Cython makes from each .pyx
+  for pyx in "$ROOT"/audiosync/*.pyx; do
+    [ -e "$pyx" ] && generated+=("--exclude=audiosync/$(basename "${pyx%.pyx}").c")
+  done
   tar -C "$ROOT" --exclude=.git --exclude=.venv --exclude=build --exclude=dist \
-    --exclude='*.egg-info' --exclude='*.so' --exclude=audiosync/_xcorr.c -cf - . | tar -C "$WORK/src" -xf -
+    --exclude='*.egg-info' --exclude='*.so' "${generated[@]}" -cf - . | tar -C "$WORK/src" -xf -
 fi
 "$PY" -m venv "$WORK/tools"
 T="$WORK/tools/bin"
@@ -123,15 +161,27 @@ else
 fi
 case "$plat" in manylinux_*) ;; *) fail "platform tag '$plat' is not a manylinux tag" ;; esac
 
-# The extension's NEEDED libfftw3* (from the unrepaired wheel) must each
+# Every extension module's NEEDED libfftw3* (from the unrepaired wheel) must
 # have a copy in audiosync.libs/ of the repaired wheel.
 mkdir -p "$WORK/raw-x" "$WORK/rep-x"
 "$PY" -m zipfile -e "$raw" "$WORK/raw-x"
 "$PY" -m zipfile -e "$repaired" "$WORK/rep-x"
-raw_ext=$(ls "$WORK"/raw-x/audiosync/_xcorr*.so)
-rep_ext=$(ls "$WORK"/rep-x/audiosync/_xcorr*.so)
-needed=$(readelf -d "$raw_ext" | sed -n 's/.*(NEEDED).*\[\(libfftw3[^]]*\)\]/\1/p')
-[ -n "$needed" ] || die "the extension links no libfftw3 at all: $(readelf -d "$raw_ext" | grep NEEDED)"
+# fftw_needed FILE: the libfftw3* names in FILE's NEEDED entries, one a line.
+fftw_needed() { readelf -d "$1" | sed -n 's/.*(NEEDED).*\[\(libfftw3[^]]*\)\]/\1/p'; }
+# The extension modules, as paths inside the wheel (audiosync/_xcorr.cpython-...so).
+mapfile -t exts < <(cd "$WORK/raw-x" && ls audiosync/_*.so 2>/dev/null)
+[ "${#exts[@]}" -gt 0 ] || die "the unrepaired wheel has no extension module (audiosync/_*.so)"
+mapfile -t rep_exts < <(cd "$WORK/rep-x" && ls audiosync/_*.so 2>/dev/null)
+[ "${rep_exts[*]}" = "${exts[*]}" ] ||
+  fail "the repaired wheel's extension modules (${rep_exts[*]}) differ from the unrepaired one's (${exts[*]})"
+needed=""
+for e in "${exts[@]}"; do
+  n=$(fftw_needed "$WORK/raw-x/$e")
+  echo "-- $e (unrepaired): ${n:+NEEDED }$(echo ${n:-links no libfftw3})"
+  needed+="$n"$'\n'
+done
+needed=$(printf '%s' "$needed" | sed '/^$/d' | sort -u)
+[ -n "$needed" ] || die "no extension module links libfftw3 at all: $(readelf -d "$WORK/raw-x/${exts[0]}" | grep NEEDED)"
 echo "-- audiosync.libs/ in the repaired wheel:"
 "$PY" -m zipfile -l "$repaired" | awk '$1 ~ /^audiosync\.libs\/./ {print "   " $1, $(NF), "bytes"}'
 for lib in $needed; do
@@ -143,23 +193,34 @@ for lib in $needed; do
     fail "the repaired wheel has no copy of $lib in audiosync.libs/"
   fi
 done
-echo "-- repaired extension: $(readelf -d "$rep_ext" | sed -n 's/.*(NEEDED).*\[\(libfftw3[^]]*\)\]/NEEDED \1/p' | tr '\n' ' ')$(readelf -d "$rep_ext" | sed -n 's/.*(\(RUNPATH\|RPATH\)).*\[\(.*\)\]/\1 \2/p')"
+for e in "${rep_exts[@]}"; do
+  echo "-- $e (repaired): $(fftw_needed "$WORK/rep-x/$e" | sed 's/^/NEEDED /' | tr '\n' ' ')$(readelf -d "$WORK/rep-x/$e" | sed -n 's/.*(\(RUNPATH\|RPATH\)).*\[\(.*\)\]/\1 \2/p')"
+done
 case " $(echo $needed) " in
   *" libfftw3f.so"*) ;;
-  *) echo "-- (libfftw3f is not linked by the extension; once it is, the loop above requires its copy too)" ;;
+  *) echo "-- (libfftw3f is not linked by any extension; once it is, the loop above requires its copy too)" ;;
 esac
 
-step "2. the wheels with the system's FFTW hidden"
 mkdir -p "$WORK/neutral"
 # The check script sits alone in the neutral directory, which is therefore
-# sys.path[0]: nothing there can shadow the installed package.
-cat > "$WORK/neutral/check_installed.py" <<'EOF'
+# sys.path[0]: nothing there can shadow the installed package. It imports
+# every extension module of the installed package, so that /proc/self/maps
+# shows the FFTW each of them loads.
+cat > "$WORK/neutral/check_installed.py" <<'PYEOF'
+import importlib
 import os
+from pathlib import Path
+
 import numpy as np
-import audiosync  # imports the extension, audiosync._xcorr
+import audiosync  # imports the kernel's extension, audiosync._xcorr
 
 print("audiosync from", os.path.dirname(audiosync.__file__), "|", audiosync.fftw_version)
 assert "site-packages" in audiosync.__file__, audiosync.__file__
+extensions = sorted({p.name.split(".")[0] for p in Path(audiosync.__file__).parent.glob("_*.so")})
+assert extensions, "no extension module (_*.so) in the installed package"
+for name in extensions:
+    importlib.import_module("audiosync." + name)
+print("extension modules imported:", *extensions)
 rng = np.random.default_rng(20240607)
 source = rng.standard_normal(20000)
 sample = source[1234:11234]
@@ -170,54 +231,171 @@ with open("/proc/self/maps") as f:
     fftw = sorted({line.split()[-1] for line in f if "libfftw3" in line})
 print("libfftw3 mapped from:", *fftw, sep="\n  ")
 assert fftw and all("/audiosync.libs/" in p for p in fftw), fftw
-EOF
-
-# The hiding itself must work: no system FFTW can be loaded by name.
-if masked "$PY" -c 'import ctypes; ctypes.CDLL("libfftw3.so.3")' > "$WORK/ctl.log" 2>&1; then
-  fail "libfftw3.so.3 still loads with the system FFTW hidden"
-else
-  rc=$?
-  [ "$rc" -eq 97 ] && die "could not bind-mount over the system FFTW"
-  pass "hiding works: ctypes cannot load libfftw3.so.3 ($(tail -1 "$WORK/ctl.log" | sed 's/^OSError: //'))"
-fi
+PYEOF
 
 "$PY" -m venv "$WORK/venv-repaired"
 quiet_pip "$WORK/venv-repaired/bin/python" -m pip install -q "$repaired" ||
   die "could not install the repaired wheel"
-if (cd "$WORK/neutral" && masked "$WORK/venv-repaired/bin/python" "$WORK/neutral/check_installed.py") > "$WORK/repaired-run.log" 2>&1; then
-  sed 's/^/   /' "$WORK/repaired-run.log"
-  pass "repaired wheel, system FFTW hidden: imports from site-packages, lag 1234 found, FFTW mapped from audiosync.libs"
-else
-  sed 's/^/   /' "$WORK/repaired-run.log"
-  fail "repaired wheel, system FFTW hidden: the check above failed"
-fi
-ext=$(ls "$WORK"/venv-repaired/lib/python*/site-packages/audiosync/_xcorr*.so)
-masked ldd "$ext" > "$WORK/ldd.log" 2>&1 || true
-echo "-- ldd of the installed extension, system FFTW hidden:"
-grep -i fftw "$WORK/ldd.log" | sed 's/^[[:space:]]*/   /' || true
-if grep -i fftw "$WORK/ldd.log" | grep -q 'audiosync\.libs/' &&
-   ! grep -i fftw "$WORK/ldd.log" | grep -v 'audiosync\.libs/' | grep -q .; then
-  pass "ldd resolves every libfftw3 of the extension into audiosync.libs"
-else
-  fail "ldd resolves some libfftw3 outside audiosync.libs (or not at all)"
-fi
-
-# Negative control: the unrepaired wheel imports normally, and fails with
-# the same hiding, so the check above can fail.
+site=$(ls -d "$WORK"/venv-repaired/lib/python*/site-packages)
+libs=$(readlink -f "$site/audiosync.libs")
 "$PY" -m venv "$WORK/venv-raw"
 quiet_pip "$WORK/venv-raw/bin/python" -m pip install -q "$raw" ||
   die "could not install the unrepaired wheel"
-if (cd "$WORK/neutral" && "$WORK/venv-raw/bin/python" -c 'import audiosync; print(audiosync.fftw_version)') > "$WORK/raw-plain.log" 2>&1; then
-  pass "unrepaired wheel imports with the system FFTW visible ($(tail -1 "$WORK/raw-plain.log"))"
+raw_site=$(ls -d "$WORK"/venv-raw/lib/python*/site-packages)
+
+# ldd_target LOG NAME: the file ldd resolved library NAME to ("not found"
+# when it found none, nothing when NAME is not in LOG), symlinks resolved.
+ldd_target() {
+  local t
+  t=$(awk -v n="$2" '$1 == n && $2 == "=>" {print ($3 == "not" ? "not found" : $3); exit}' "$1")
+  case "$t" in ""|"not found") printf '%s' "$t" ;; *) readlink -f "$t" ;; esac
+}
+
+if [ "$mode" = mask ]; then
+  step "2. the wheels with the system's FFTW hidden"
+  # The hiding itself must work: no system FFTW can be loaded by name.
+  if masked "$PY" -c 'import ctypes; ctypes.CDLL("libfftw3.so.3")' > "$WORK/ctl.log" 2>&1; then
+    fail "libfftw3.so.3 still loads with the system FFTW hidden"
+  else
+    rc=$?
+    [ "$rc" -eq 97 ] && die "could not bind-mount over the system FFTW"
+    pass "hiding works: ctypes cannot load libfftw3.so.3 ($(tail -1 "$WORK/ctl.log" | sed 's/^OSError: //'))"
+  fi
+
+  if (cd "$WORK/neutral" && masked "$WORK/venv-repaired/bin/python" "$WORK/neutral/check_installed.py") > "$WORK/repaired-run.log" 2>&1; then
+    sed 's/^/   /' "$WORK/repaired-run.log"
+    pass "repaired wheel, system FFTW hidden: imports from site-packages, lag 1234 found, FFTW mapped from audiosync.libs"
+  else
+    sed 's/^/   /' "$WORK/repaired-run.log"
+    fail "repaired wheel, system FFTW hidden: the check above failed"
+  fi
+  for e in "${rep_exts[@]}"; do
+    masked ldd "$site/$e" > "$WORK/ldd.log" 2>&1 || true
+    echo "-- ldd of the installed $e, system FFTW hidden:"
+    grep -i fftw "$WORK/ldd.log" | sed 's/^[[:space:]]*/   /' || true
+    if grep -i fftw "$WORK/ldd.log" | grep -q 'audiosync\.libs/' &&
+       ! grep -i fftw "$WORK/ldd.log" | grep -v 'audiosync\.libs/' | grep -q .; then
+      pass "ldd resolves every libfftw3 of $e into audiosync.libs"
+    else
+      fail "ldd resolves some libfftw3 of $e outside audiosync.libs (or not at all)"
+    fi
+  done
+
+  # Negative control: the unrepaired wheel imports normally, and fails with
+  # the same hiding, so the check above can fail.
+  if (cd "$WORK/neutral" && "$WORK/venv-raw/bin/python" -c 'import audiosync; print(audiosync.fftw_version)') > "$WORK/raw-plain.log" 2>&1; then
+    pass "unrepaired wheel imports with the system FFTW visible ($(tail -1 "$WORK/raw-plain.log"))"
+  else
+    cat "$WORK/raw-plain.log"
+    fail "unrepaired wheel does not import even with the system FFTW visible"
+  fi
+  if (cd "$WORK/neutral" && masked "$WORK/venv-raw/bin/python" "$WORK/neutral/check_installed.py") > "$WORK/raw-masked.log" 2>&1; then
+    sed 's/^/   /' "$WORK/raw-masked.log"
+    fail "unrepaired wheel passed the check with the system FFTW hidden: the check proves nothing"
+  else
+    pass "negative control: unrepaired wheel fails with the system FFTW hidden ($(grep -m1 -E 'Error' "$WORK/raw-masked.log" | sed 's/^[[:space:]]*//'))"
+  fi
 else
-  cat "$WORK/raw-plain.log"
-  fail "unrepaired wheel does not import even with the system FFTW visible"
-fi
-if (cd "$WORK/neutral" && masked "$WORK/venv-raw/bin/python" "$WORK/neutral/check_installed.py") > "$WORK/raw-masked.log" 2>&1; then
-  sed 's/^/   /' "$WORK/raw-masked.log"
-  fail "unrepaired wheel passed the check with the system FFTW hidden: the check proves nothing"
-else
-  pass "negative control: unrepaired wheel fails with the system FFTW hidden ($(grep -m1 -E 'Error' "$WORK/raw-masked.log" | sed 's/^[[:space:]]*//'))"
+  step "2. the wheels, checked by their ELF links (no mount namespace)"
+  # (a) Each repaired extension's NEEDED names, for each libfftw3* its
+  # unrepaired build linked, the hash-suffixed copy auditwheel put in
+  # audiosync.libs/ (libfftw3f-1a2b3c4d.so.3...), and no unsuffixed one.
+  for e in "${rep_exts[@]}"; do
+    want=$(fftw_needed "$WORK/raw-x/$e" | sed 's/\.so.*//' | sort)
+    got=$(fftw_needed "$WORK/rep-x/$e")
+    if [ -z "$want" ] && [ -z "$got" ]; then
+      echo "-- $e links no libfftw3: nothing to check"
+      continue
+    fi
+    bad="" stems=""
+    for lib in $got; do
+      if [[ $lib =~ ^(libfftw3[A-Za-z0-9_]*)-[0-9a-f]{8}\.so ]] && [ -f "$WORK/rep-x/audiosync.libs/$lib" ]; then
+        stems+="${BASH_REMATCH[1]}"$'\n'
+      else
+        bad+=" $lib"
+      fi
+    done
+    stems=$(printf '%s' "$stems" | sed '/^$/d' | sort)
+    if [ -z "$bad" ] && [ "$stems" = "$want" ]; then
+      pass "$e: NEEDED names the bundled copies: $(echo $got)"
+    else
+      fail "$e: NEEDED $(echo ${got:-none}) are not the hash-suffixed copies in audiosync.libs/ of $(echo $want)${bad:+ (not bundled:$bad)}"
+    fi
+  done
+
+  # (b) ldd of each installed extension resolves each of them inside the
+  # installed audiosync.libs/, and (c) reaches no system libfftw3 at all.
+  for e in "${rep_exts[@]}"; do
+    plain ldd "$site/$e" > "$WORK/ldd.log" 2>&1 || true
+    echo "-- ldd of the installed $e:"
+    grep -i fftw "$WORK/ldd.log" | sed 's/^[[:space:]]*/   /' || true
+    names=$(fftw_needed "$site/$e")
+    [ -n "$names" ] || continue
+    outside=""
+    for lib in $names; do
+      t=$(ldd_target "$WORK/ldd.log" "$lib")
+      [ -n "$t" ] && [ "$t" != "not found" ] && [ "$(dirname "$t")" = "$libs" ] || outside+=" $lib=>${t:-missing}"
+    done
+    if [ -z "$outside" ]; then
+      pass "ldd resolves every libfftw3 $e needs inside audiosync.libs/ ($(echo $names))"
+    else
+      fail "ldd resolves libfftw3 of $e outside $libs:$outside"
+    fi
+    # Every file ldd resolved (the "=> path" ones and the bare paths).
+    awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}' "$WORK/ldd.log" |
+      xargs -r readlink -f | sort -u > "$WORK/ldd-files.txt"
+    system=$(grep -Fxf "$WORK/system-fftw.txt" "$WORK/ldd-files.txt" || true)
+    stray=$(grep -i fftw "$WORK/ldd-files.txt" | grep -v "^$libs/" || true)
+    if [ -z "$system$stray" ] && ! grep -i fftw "$WORK/ldd.log" | grep -q 'not found'; then
+      pass "no system libfftw3 in ldd's resolution of $e"
+    else
+      fail "ldd of $e reaches FFTW outside audiosync.libs: $(echo $system $stray) $(grep -i fftw "$WORK/ldd.log" | grep 'not found' | tr -s ' \t' ' ')"
+    fi
+  done
+
+  # (d) The installed wheel works from a neutral directory, with FFTW mapped
+  # only from audiosync.libs although the system's is there to be found.
+  if (cd "$WORK/neutral" && plain "$WORK/venv-repaired/bin/python" "$WORK/neutral/check_installed.py") > "$WORK/repaired-run.log" 2>&1; then
+    sed 's/^/   /' "$WORK/repaired-run.log"
+    pass "repaired wheel: imports from site-packages, lag 1234 found, FFTW mapped only from audiosync.libs"
+  else
+    sed 's/^/   /' "$WORK/repaired-run.log"
+    fail "repaired wheel: the check above failed"
+  fi
+
+  # Negative control: the unrepaired wheel imports, its extensions resolve
+  # libfftw3 from the system, and it fails the check above, so (b)-(d) can fail.
+  if (cd "$WORK/neutral" && plain "$WORK/venv-raw/bin/python" -c 'import audiosync; print(audiosync.fftw_version)') > "$WORK/raw-plain.log" 2>&1; then
+    pass "unrepaired wheel imports with the system FFTW visible ($(tail -1 "$WORK/raw-plain.log"))"
+  else
+    cat "$WORK/raw-plain.log"
+    fail "unrepaired wheel does not import even with the system FFTW visible"
+  fi
+  for e in "${exts[@]}"; do
+    names=$(fftw_needed "$raw_site/$e")
+    [ -n "$names" ] || continue
+    plain ldd "$raw_site/$e" > "$WORK/ldd-raw.log" 2>&1 || true
+    from_system="" elsewhere=""
+    for lib in $names; do
+      t=$(ldd_target "$WORK/ldd-raw.log" "$lib")
+      if [ -n "$t" ] && grep -Fxq "$t" "$WORK/system-fftw.txt"; then
+        from_system+=" $lib=>$t"
+      else
+        elsewhere+=" $lib=>${t:-missing}"
+      fi
+    done
+    if [ -z "$elsewhere" ]; then
+      pass "negative control: the unrepaired $e resolves libfftw3 from the system:$from_system"
+    else
+      fail "the unrepaired $e does not resolve libfftw3 from the system ($elsewhere): the ldd check proves nothing"
+    fi
+  done
+  if (cd "$WORK/neutral" && plain "$WORK/venv-raw/bin/python" "$WORK/neutral/check_installed.py") > "$WORK/raw-run.log" 2>&1; then
+    sed 's/^/   /' "$WORK/raw-run.log"
+    fail "unrepaired wheel passed the import check: the check proves nothing"
+  else
+    pass "negative control: unrepaired wheel fails the import check ($(grep -m1 -E 'Error' "$WORK/raw-run.log" | sed 's/^[[:space:]]*//'))"
+  fi
 fi
 
 step "3. cibuildwheel configuration (cibuildwheel $CIBUILDWHEEL_VERSION)"

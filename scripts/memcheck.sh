@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Memory safety of the FFTW kernel (issue 8): run tests/memcheck_workload.py under
+# Memory safety of the FFTW kernel (issue 8): run scripts/memcheck_workload.py under
 # valgrind's memcheck and FAIL on
 #   - an invalid read or write, an invalid free, or a use of an uninitialised value
-#     with a stack frame in the extension (_xcorr*.so);
-#   - a definitely or indirectly lost block whose allocation stack mentions _xcorr
+#     with a stack frame in the extensions (_xcorr*.so, _planner*.so);
+#   - a definitely or indirectly lost block whose allocation stack mentions _xcorr or _planner
 #     or fftw;
 #   - a workload that crashes, fails its own checks, or runs past the time limit.
 # Reports outside the kernel (CPython, numpy) are counted and listed, not judged.
@@ -13,7 +13,7 @@
 # PYTHON (or MEMCHECK_PYTHON): the interpreter whose installed audiosync is
 # checked; default .venv/bin/python (made by `bash dev.sh test`). Environment:
 # MEMCHECK_TIME_LIMIT (seconds, default 170); MEMCHECK_WORKLOAD (default
-# tests/memcheck_workload.py); MEMCHECK_XML=FILE: only judge an existing
+# scripts/memcheck_workload.py); MEMCHECK_XML=FILE: only judge an existing
 # valgrind XML log (how the detection itself is shown to work); KEEP_TMP=1
 # keeps the logs. Installs valgrind with apt-get (through sudo when not root)
 # when it is missing. Prints PASS or FAIL lines and a summary; exits 0 on PASS.
@@ -21,7 +21,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 PY=${1:-${MEMCHECK_PYTHON:-$ROOT/.venv/bin/python}}
-WORKLOAD=${MEMCHECK_WORKLOAD:-$ROOT/tests/memcheck_workload.py}
+WORKLOAD=${MEMCHECK_WORKLOAD:-$ROOT/scripts/memcheck_workload.py}
 TIME_LIMIT=${MEMCHECK_TIME_LIMIT:-170}
 
 # The judge: reads valgrind's XML (one <error> per report, with its kind and
@@ -67,12 +67,15 @@ def describe(error):
     return "\n".join([f"    {error.findtext('kind')}: {what}", *shown])
 
 
+KERNEL_MODULES = ("_xcorr", "_planner")  # the compiled modules
+
+
 def in_kernel(stack):
-    return any("_xcorr" in obj.rsplit("/", 1)[-1] for obj, _, _ in stack)
+    return any(obj.rsplit("/", 1)[-1].startswith(KERNEL_MODULES) for obj, _, _ in stack)
 
 
 def mentions_kernel_or_fftw(stack):
-    return any("_xcorr" in obj or "_xcorr" in fn or "fftw" in obj.lower() or "fftw" in fn.lower()
+    return any(any(k in obj or k in fn for k in KERNEL_MODULES) or "fftw" in obj.lower() or "fftw" in fn.lower()
                for obj, fn, _ in stack)
 
 

@@ -12,10 +12,7 @@ import threading
 import time
 import pytest
 
-# No background FFTW planner from the tests (one test turns it on for itself).
-os.environ["AUDIOSYNC_BACKGROUND_PLANNING"] = "0"
-
-from audiosync.synth import make_song  # noqa: E402
+from audiosync.synth import make_song
 
 from helpers import RATE, SONG_SECONDS, ffmpeg, write_wav
 

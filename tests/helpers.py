@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from audiosync import ffmpeg as audiosync_ffmpeg
+
 RATE = 48_000
 SONG_SECONDS = 45.0
 
@@ -25,17 +27,10 @@ def ffmpeg(*args: str) -> None:
 
 
 def decode(path: str | os.PathLike, rate: int = RATE) -> np.ndarray:
-    """Decode a file to mono float32 at ``rate`` with ffmpeg (the oracle's view of it)."""
-    out = subprocess.run(
-        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-i", str(path), "-ac", "1", "-ar",
-         str(rate), "-f", "f32le", "pipe:1"], check=True, capture_output=True,
-    ).stdout
-    return np.frombuffer(out, dtype=np.float32)
+    """Decode a whole file to mono float32 at ``rate`` with ffmpeg (the oracle's view of it)."""
+    return audiosync_ffmpeg.decode(str(path), rate)
 
 
 def write_wav(path: Path, audio: np.ndarray, rate: int = RATE) -> Path:
-    raw = path.with_suffix(".f32")
-    np.asarray(audio, dtype="<f4").tofile(raw)
-    ffmpeg("-f", "f32le", "-ar", str(rate), "-ac", "1", "-i", str(raw), "-c:a", "pcm_s16le", str(path))
-    raw.unlink()
+    audiosync_ffmpeg.encode(audio, rate, str(path), "-c:a", "pcm_s16le")
     return path

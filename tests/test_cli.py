@@ -74,10 +74,10 @@ def test_files_not_confident_exits_1(media, tmp_path):
 
 
 @pytest.mark.parametrize("which", ["missing", "unreadable"])
-def test_files_bad_input_exits_2_with_one_line(media, tmp_path, which):
+def test_files_bad_input_exits_3_with_one_line(media, tmp_path, which):
     path = tmp_path / "nope.ogg" if which == "missing" else media["dir"] / "notaudio.ogg"
     r = cli("files", str(media["ogg"]), str(path))
-    assert r.returncode == 2
+    assert r.returncode == 3
     assert r.stdout == ""
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("audiosync: error:") and "Traceback" not in r.stderr
@@ -91,6 +91,8 @@ def test_bad_usage_exits_2():
     assert cli("live").returncode == 2
     assert cli("live", "x.ogg", "--title", "t").returncode == 2
     assert cli("files", "a", "b", "--sample-rate", "lots").returncode == 2
+    # An option value the library refuses is bad usage too, not a failed job.
+    assert cli("files", "a", "b", "--sample-rate", "7").returncode == 2
 
 
 def test_live_with_a_capture_file(media, capture_wav):

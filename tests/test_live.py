@@ -305,7 +305,7 @@ def test_second_job_on_the_default_is_refused(media, pulse, monkeypatch, caplog)
     try:
         with pytest.raises(JobBusyError):
             audiosync.sync(str(media["ogg"]), capture="testsink.monitor")
-        monkeypatch.setattr("audiosync.control._search_url", lambda title: str(media["ogg"]))
+        monkeypatch.setattr("audiosync.control.search_url", lambda title: str(media["ogg"]))
         with caplog.at_level(logging.WARNING, logger="audiosync"):
             assert audiosync.run("Some Song") == (0, False)
         assert "JobBusyError" in caplog.text
@@ -319,14 +319,14 @@ def test_second_job_on_the_default_is_refused(media, pulse, monkeypatch, caplog)
 
 @needs_pulse
 def test_run_by_title_through_ytdlp_on_a_local_url(media, http_base, pulse, play, monkeypatch):
-    monkeypatch.setattr("audiosync.control._search_url", lambda title: f"{http_base}/page.html")
+    monkeypatch.setattr("audiosync.control.search_url", lambda title: f"{http_base}/page.html")
     play(media["ogg"], "testsink", 4.0)
     lag, ok = audiosync.run("Artist - Song")
     assert ok and lag > 3000
 
 
 def test_run_never_raises(monkeypatch, caplog):
-    monkeypatch.setattr("audiosync.control._search_url", lambda title: "/no/such/file.ogg")
+    monkeypatch.setattr("audiosync.control.search_url", lambda title: "/no/such/file.ogg")
     assert audiosync.run("x") == (0, False)
     assert audiosync.run("") == (0, False)
     assert audiosync.run(None) == (0, False)  # type: ignore[arg-type]

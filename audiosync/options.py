@@ -1,0 +1,99 @@
+"""The options of a sync, validated once, in one place, and passed whole.
+
+:class:`SyncOptions` for :meth:`audiosync.SyncJob.sync` (and
+:func:`audiosync.sync`, :func:`audiosync.get_lag`); :class:`FileOptions`
+for :func:`audiosync.sync_files`. Both share the fields of
+:class:`_CommonOptions`. A bad value raises ``ValueError`` naming it; an
+unknown option raises ``TypeError``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from audiosync._sizes import DEFAULT_INTERVALS
+from audiosync.method import METHODS
+
+__all__ = ["FileOptions", "SyncOptions"]
+
+# The longest capture interval a job accepts (its buffer is allocated up front).
+MAX_INTERVAL_S = 600.0
+
+
+def _positive_or_none(name: str, value: float | None, *, finite: bool) -> float | None:
+    if value is None:
+        return None
+    try:
+        ok = value > 0 and (math.isfinite(value) or not finite)
+    except TypeError:
+        ok = False
+    if isinstance(value, bool) or not ok:
+        raise ValueError(f"{name} must be positive seconds or None, got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class _CommonOptions:
+    sample_rate: int = 48000
+    """Rate both sides are decoded at, 8000 to 192000."""
+    min_confidence: float = 0.95
+    """An answer with at least this confidence is confident."""
+    timeout: float | None = None
+    """Give up after this many seconds with the best answer so far (not confident)."""
+    method: str = "phat"
+    """``"phat"`` (phase transform, prominence as confidence) or ``"seed"`` (the original
+    raw correlation with |Pearson|)."""
+    keep_audio: bool = False
+    """Keep the two arrays the answer came from in ``SyncResult.audio`` (for plots)."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.sample_rate, bool) or not isinstance(self.sample_rate, int) \
+                or not 8000 <= self.sample_rate <= 192000:
+            raise ValueError(f"sample_rate must be an int from 8000 to 192000, got {self.sample_rate!r}")
+        try:
+            confidence = float(self.min_confidence)
+        except (TypeError, ValueError):
+            confidence = math.nan
+        if not 0.0 <= confidence <= 1.0:
+            raise ValueError(f"min_confidence must be in [0, 1], got {self.min_confidence!r}")
+        object.__setattr__(self, "min_confidence", confidence)
+        object.__setattr__(self, "timeout", _positive_or_none("timeout", self.timeout, finite=False))
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+        object.__setattr__(self, "keep_audio", bool(self.keep_audio))
+
+
+@dataclass(frozen=True)
+class SyncOptions(_CommonOptions):
+    """How a live sync runs (the keyword options of :meth:`audiosync.SyncJob.sync`)."""
+
+    intervals: tuple[float, ...] = DEFAULT_INTERVALS
+    """Seconds of capture after which to estimate; the job returns at the first confident one."""
+    use_ytdlp: bool | None = None
+    """Resolve the URL with yt-dlp: None for YouTube pages and ``ytsearch`` queries, True for
+    any http(s) page yt-dlp knows, False never."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        try:
+            ivals = tuple(float(t) for t in self.intervals)
+        except (TypeError, ValueError):
+            raise ValueError(f"intervals must be a sequence of seconds, got {self.intervals!r}") from None
+        if not ivals or any(not math.isfinite(t) or t <= 0 for t in ivals) or list(ivals) != sorted(set(ivals)):
+            raise ValueError(f"intervals must be positive, finite and increasing, got {self.intervals!r}")
+        if ivals[-1] > MAX_INTERVAL_S:
+            raise ValueError(f"the longest interval is {ivals[-1]} s; at most {MAX_INTERVAL_S:.0f} s is supported")
+        object.__setattr__(self, "intervals", ivals)
+
+
+@dataclass(frozen=True)
+class FileOptions(_CommonOptions):
+    """How two inputs are synced whole (the keyword options of :func:`audiosync.sync_files`)."""
+
+    max_seconds: float | None = None
+    """Read at most this many seconds of each input (None: up to an hour)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "max_seconds", _positive_or_none("max_seconds", self.max_seconds, finite=True))

@@ -1,0 +1,62 @@
+"""What a sync answers: one :class:`Progress` per interval and the final :class:`SyncResult`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["Progress", "SyncResult"]
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What one interval found; passed to ``on_progress``."""
+
+    interval_s: float
+    """Seconds of capture this estimate used."""
+    lag_ms: float
+    confidence: float
+    confident: bool
+    downloaded_s: float
+    """Seconds of the download decoded when the estimate was made."""
+    decision_ms: float = 0.0
+    """Milliseconds from the interval's data being there to this estimate."""
+
+    def describe(self) -> str:
+        """One line for a person: the capture used, the lag and the confidence."""
+        mark = "confident" if self.confident else "not yet"
+        return (f"{self.interval_s:5.1f} s captured: lag {self.lag_ms:9.1f} ms, "
+                f"confidence {self.confidence:.3f} ({mark})")
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    """The answer of a sync: ``capture(t) ≈ download(t + lag_ms)``."""
+
+    lag_ms: float
+    """Milliseconds into the download at which the capture started (negative: before it)."""
+    confidence: float
+    """In [0, 1]: the peak's prominence mapped so 0.95 is the calibrated threshold
+    (|Pearson| at the peak with ``method="seed"``)."""
+    confident: bool
+    """``confidence >= min_confidence``."""
+    interval_s: float
+    """Seconds of capture the answer used."""
+    elapsed_s: float
+    """Wall-clock seconds from the call to the answer."""
+    reason: str = "confident"
+    """Why it stopped: confident, exhausted (every interval tried), capture-ended, timeout,
+    aborted; complete for :func:`audiosync.sync_files`."""
+    lag_samples: int = 0
+    sample_rate: int = 48000
+    coefficient: float = 0.0
+    """Signed Pearson coefficient at the peak (negative: polarity inverted)."""
+    prominence: float = 0.0
+    """The peak over the largest value more than 30 ms away (nan with ``method="seed"``)."""
+    capture_started: float | None = None
+    """Estimated ``time.monotonic()`` of the first captured sample."""
+    history: tuple[Progress, ...] = field(default=())
+    """Every interval's estimate, in order."""
+    audio: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
+    """With ``keep_audio=True``: the (source, sample) arrays the answer came from."""
