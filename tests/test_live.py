@@ -120,9 +120,17 @@ def test_missing_ytdlp_names_the_extra(monkeypatch):
 # --- errors --------------------------------------------------------------------
 
 
-def test_missing_file(tmp_path):
+def test_missing_file(tmp_path, media):
     with pytest.raises(FileNotFoundError):
         audiosync.sync(str(tmp_path / "nope.ogg"), capture=["-i", str(tmp_path / "nope.wav")])
+    # One except clause catches it as the package's error and as the builtin.
+    for call in (lambda: audiosync.sync_files(str(media["ogg"]), str(tmp_path / "nope.wav")),
+                 lambda: audiosync.sync_files(str(tmp_path), str(media["ogg"])),
+                 lambda: audiosync.sync(str(tmp_path / "nope.ogg"), capture=["-i", str(media["wav"])])):
+        with pytest.raises(audiosync.AudiosyncError) as caught:
+            call()
+        assert isinstance(caught.value, (audiosync.InputNotFoundError, FileNotFoundError))
+        assert isinstance(caught.value, audiosync.InputError) and isinstance(caught.value, FileNotFoundError)
 
 
 def test_url_starting_with_dash_is_never_an_option(tmp_path, monkeypatch):
