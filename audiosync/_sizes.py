@@ -10,13 +10,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from functools import lru_cache
 
-__all__ = ["DEFAULT_DOWNLOAD_S", "DEFAULT_INTERVALS", "live_sizes", "working_length"]
+__all__ = ["ANALYSIS_RATE", "DEFAULT_INTERVALS", "MAX_DOWNLOAD_S", "TYPICAL_SONG_S", "live_sizes",
+           "working_length"]
 
+# The method reads 0-8 kHz: 16 kHz samples hold it, at a third of 48 kHz's memory and time.
+ANALYSIS_RATE = 16000
 DEFAULT_INTERVALS = (3, 6, 10, 15, 20, 30)
-# The download is decoded faster than real time; keep this much of it (or
-# twice the longest interval, if more) so a capture that started late in the
-# song can still be found.
-DEFAULT_DOWNLOAD_S = 120.0
+# The whole song is searched: a capture can start anywhere in it.
+MAX_DOWNLOAD_S = 1200.0
+# The song length `audiosync prepare` measures the live transform for.
+TYPICAL_SONG_S = 240.0
 
 
 @lru_cache(maxsize=256)
@@ -46,15 +49,9 @@ def working_length(m: int) -> int:
     return best
 
 
-def download_samples(intervals: Iterable[float], rate: int) -> int:
-    """Samples of download the live path keeps for a schedule of capture intervals."""
-    return int(round(max(DEFAULT_DOWNLOAD_S, 2 * max(intervals)) * rate))
-
-
-def live_sizes(intervals: Iterable[float] = DEFAULT_INTERVALS, rate: int = 48000,
-               download_s: float | None = None) -> list[int]:
-    """The transform sizes a live sync plans: the full download (linear, against the longest capture)."""
-    intervals = list(intervals)
+def live_sizes(intervals: Iterable[float] = DEFAULT_INTERVALS, rate: int = ANALYSIS_RATE,
+               download_s: float = TYPICAL_SONG_S) -> list[int]:
+    """The transform size a live sync plans for a download of ``download_s`` (linear, against the
+    longest capture)."""
     longest = int(round(max(intervals) * rate))
-    download = download_samples(intervals, rate) if download_s is None else int(round(download_s * rate))
-    return [working_length(download + longest - 1)]
+    return [working_length(int(round(download_s * rate)) + longest - 1)]

@@ -316,6 +316,7 @@ cdef struct Found:
     double coefficient  # Pearson over the overlap at lag
     double value        # |r| at the peak
     double second       # largest |r| more than guard samples from the peak
+    double rms          # root mean square of r over the searched lags
 
 
 cdef void _cross_spectrum(const fft_t *spectrum, fft_t *b, Py_ssize_t nc,
@@ -381,21 +382,26 @@ cdef void _allowed_lags(Lags *lags, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t m, 
         lags.count += lags.stop[r] - lags.start[r]
 
 
-cdef double _block_max(const fft_t *b, Py_ssize_t count) noexcept nogil:
-    """The largest |b[i]| of count >= 1 values (-1 when all are NaN).
+cdef double _block_max(const fft_t *b, Py_ssize_t count, double *sumsq) noexcept nogil:
+    """The largest |b[i]| of count >= 1 values (-1 when all are NaN); adds their squares to sumsq.
 
     |r| by fabs, here and below, not by a comparison: the sign of r is
     random, and a branch on it is mispredicted half the time. Four
-    independent lanes: one running maximum would wait on the previous
-    one's latency at every element.
+    independent lanes: one running maximum or sum would wait on the
+    previous one's latency at every element.
     """
     cdef Py_ssize_t i = 0
     cdef double v0, v1, v2, v3, m0 = -1.0, m1 = -1.0, m2 = -1.0, m3 = -1.0
+    cdef double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
     while i + 4 <= count:
         v0 = fabs(<double>b[i])
         v1 = fabs(<double>b[i + 1])
         v2 = fabs(<double>b[i + 2])
         v3 = fabs(<double>b[i + 3])
+        s0 += v0 * v0
+        s1 += v1 * v1
+        s2 += v2 * v2
+        s3 += v3 * v3
         m0 = v0 if v0 > m0 else m0
         m1 = v1 if v1 > m1 else m1
         m2 = v2 if v2 > m2 else m2
@@ -403,25 +409,28 @@ cdef double _block_max(const fft_t *b, Py_ssize_t count) noexcept nogil:
         i += 4
     while i < count:
         v0 = fabs(<double>b[i])
+        s0 += v0 * v0
         m0 = v0 if v0 > m0 else m0
         i += 1
+    sumsq[0] += (s0 + s1) + (s2 + s3)
     m0 = m1 if m1 > m0 else m0
     m2 = m3 if m3 > m2 else m2
     return m2 if m2 > m0 else m0
 
 
-cdef double _block_peaks(const fft_t *r, const Lags *lags, double *bmax, Py_ssize_t *peak) noexcept nogil:
-    """One pass over r: each block's largest |r| into bmax; return the
-    largest of all (-1 when every value is NaN) and its index in peak. The
-    near-ties and the second peak then read only the blocks that can hold
-    them."""
+cdef double _block_peaks(const fft_t *r, const Lags *lags, double *bmax, Py_ssize_t *peak,
+                         double *sumsq) noexcept nogil:
+    """One pass over r: each block's largest |r| into bmax, the sum of r**2
+    into sumsq; return the largest of all (-1 when every value is NaN) and
+    its index in peak. The near-ties and the second peak then read only the
+    blocks that can hold them."""
     cdef Py_ssize_t q, kb, j = 0, at = 0
     cdef double best = -1.0
     cdef int i
     for i in range(2):
         for q in range(_nblocks(lags.start[i], lags.stop[i])):
             kb = lags.start[i] + q * BLOCK
-            bmax[j] = _block_max(r + kb, min(BLOCK, lags.stop[i] - kb))
+            bmax[j] = _block_max(r + kb, min(BLOCK, lags.stop[i] - kb), sumsq)
             if bmax[j] > best:  # the first one wins a tie
                 best = bmax[j]
                 at = kb
@@ -509,7 +518,7 @@ cdef int _correlate(const real_t *source, Py_ssize_t m, const real_t *sample, Py
     """The whole search: r into a, the allowed lags, the block peaks, the
     near-ties, the second peak, the sub-sample fraction and Pearson."""
     cdef Lags lags
-    cdef double sample_sumsq, best, tol
+    cdef double sample_sumsq, best, tol, sumsq = 0.0
     cdef double *bmax
     cdef Py_ssize_t peak = 0
     cdef int status
@@ -525,7 +534,7 @@ cdef int _correlate(const real_t *source, Py_ssize_t m, const real_t *sample, Py
     bmax = <double *>malloc(sizeof(double) * lags.nblocks)
     if bmax == NULL:
         return ST_NO_MEMORY
-    best = _block_peaks(a, &lags, bmax, &peak)
+    best = _block_peaks(a, &lags, bmax, &peak, &sumsq)
     status = ST_NOT_FINITE if best < 0 else ST_OK
     if status == ST_OK and s.refine and s.beta == 0 and s.weights == NULL and s.fade == 0:
         tol = FLOAT_EPS * FLOAT_ERROR_FACTOR * log2(<double>s.n) * sqrt(s.source_sumsq * sample_sumsq) * s.n
@@ -535,6 +544,7 @@ cdef int _correlate(const real_t *source, Py_ssize_t m, const real_t *sample, Py
         found.value = fabs(a[peak]) / s.n
         found.second = _second_peak(a, &lags, bmax, found.lag, s.guard, s.n) / s.n
         found.fraction = _fraction(a, peak, s.n)
+        found.rms = sqrt(sumsq / lags.count) / s.n
     free(bmax)
     if status != ST_OK:
         return status
@@ -597,7 +607,7 @@ def spectrum(const real_t[::1] source, Py_ssize_t n, bint single, object owner, 
 def correlate(Spectrum spec, const real_t[::1] source, const real_t[::1] sample,
               Py_ssize_t lo, Py_ssize_t hi, bint refine,
               const float[:] weights=None, double beta=0.0, Py_ssize_t guard=0):
-    """Return (status, (lag, fraction, coefficient, value, second)) of ``sample``
+    """Return (status, (lag, fraction, coefficient, value, second, rms)) of ``sample``
     against the source of ``spec``: the fields of ``audiosync.xcorr.Peak``.
 
     ``source`` must be the samples ``spec`` was made from, of the sample's
@@ -611,7 +621,7 @@ def correlate(Spectrum spec, const real_t[::1] source, const real_t[::1] sample,
     cdef Search search
     cdef int status
     found.lag = 0
-    found.fraction = found.coefficient = found.value = found.second = 0.0
+    found.fraction = found.coefficient = found.value = found.second = found.rms = 0.0
     if source.shape[0] != spec.m or sample.shape[0] > n or sample.shape[0] < 2:
         raise ValueError("the source is not the spectrum's, or the sample does not fit")
     search.weights = NULL
@@ -644,4 +654,4 @@ def correlate(Spectrum spec, const real_t[::1] source, const real_t[::1] sample,
     finally:
         _give(a, elem * n)
         _give(b, elem * 2 * (n // 2 + 1))
-    return status, (found.lag, found.fraction, found.coefficient, found.value, found.second)
+    return status, (found.lag, found.fraction, found.coefficient, found.value, found.second, found.rms)

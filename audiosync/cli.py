@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -45,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("reference", help="file or URL")
     f.add_argument("other", help="file or URL")
     f.add_argument("--max-seconds", type=float, metavar="S", help="read at most S seconds of each")
-    f.add_argument("--sample-rate", type=int, default=48000, metavar="R")
+    f.add_argument("--sample-rate", type=int, default=16000, metavar="R", help="analysis rate (default 16000)")
     f.add_argument("--min-confidence", type=float, default=0.95, metavar="C")
 
     live = sub.add_parser("live", parents=[common, out], help="sync the desktop's audio against a song",
@@ -57,6 +58,10 @@ def _parser() -> argparse.ArgumentParser:
                       help="PulseAudio source to record (default: the default output's monitor); "
                            "an existing file is read as if it were the desktop")
     live.add_argument("--timeout", type=float, metavar="S", help="give up after S seconds")
+    live.add_argument("--hint", type=float, metavar="MS",
+                      help="where the player probably is in the song, in ms (e.g. its reported position)")
+    live.add_argument("--hint-window", type=float, default=3000.0, metavar="MS",
+                      help="how far from --hint to search first (default 3000)")
     live.add_argument("--min-confidence", type=float, default=0.95, metavar="C")
 
     s = sub.add_parser("setup", parents=[common], help="route a player into the dedicated audiosync sink")
@@ -85,7 +90,8 @@ def _report(result: SyncResult, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({
             "lag_ms": round(lag, 3), "confident": result.confident,
-            "confidence": round(result.confidence, 6), "interval_s": round(result.interval_s, 3),
+            "confidence": round(result.confidence, 6), "evidence": round(result.evidence, 3) if math.isfinite(result.evidence) else None,
+            "interval_s": round(result.interval_s, 3),
             "elapsed_s": round(result.elapsed_s, 3), "reason": result.reason,
             "lag_samples": result.lag_samples, "sample_rate": result.sample_rate,
             "calibration_ms": args.calibration,
@@ -119,7 +125,8 @@ def _live(args: argparse.Namespace) -> int:
     url, use_ytdlp = (args.url, None) if args.url else (search_url(args.title), True)
     print("recording the desktop ...", file=sys.stderr, flush=True)
     result = sync(url, capture=capture, timeout=args.timeout, min_confidence=args.min_confidence,
-                  on_progress=_progress, use_ytdlp=use_ytdlp, keep_audio=bool(args.plot))
+                  on_progress=_progress, use_ytdlp=use_ytdlp, keep_audio=bool(args.plot),
+                  hint_ms=args.hint, hint_window_ms=args.hint_window)
     return _report(result, args)
 
 

@@ -45,15 +45,18 @@ def sync(url: str, *, capture: str | Sequence[str] | None = None,
         Called with a :class:`Progress` after every interval.
     **options
         The fields of :class:`audiosync.SyncOptions`, validated there:
-        ``sample_rate`` (48000), ``intervals`` (seconds of capture after
+        ``sample_rate`` (16000), ``intervals`` (seconds of capture after
         which to estimate; the job returns at the first confident one),
         ``min_confidence`` (0.95), ``timeout`` (give up after this many
         seconds with the best answer so far, not confident), ``use_ytdlp``
         (None: for YouTube pages and ``ytsearch`` queries; True: any http(s)
         page yt-dlp knows; False: never), ``keep_audio`` (keep the two
-        arrays the answer came from in ``SyncResult.audio``, for plots) and
+        arrays the answer came from in ``SyncResult.audio``, for plots),
         ``method`` (``"phat"``, or ``"seed"``: the original raw correlation
-        with |Pearson|).
+        with |Pearson|), ``max_download_s`` (1200: the song is searched
+        whole, up to this long), ``hint_ms`` (None: where the player
+        probably is in the song, e.g. its MPRIS position; searched first)
+        and ``hint_window_ms`` (3000).
 
     Returns
     -------

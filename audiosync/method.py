@@ -1,12 +1,35 @@
 """How a lag and its confidence are decided: the phase transform (default) or the seed method.
 
-Measured on the project's corpus of real music (bench/accuracy.py, README):
-the phase transform (PHAT: the cross-spectrum divided by its magnitude, so
-every frequency counts by its phase alone) limited to 0-8 kHz, with 50 ms
-fades at the cut edges, a peak prominence as confidence (the peak over the
-largest value more than 30 ms away) and a parabola for sub-sample lags. The
-seed method is the original one: raw cross-correlation, |Pearson| at the
-peak as confidence.
+The lag: the phase transform (PHAT: the cross-spectrum divided by its
+magnitude, so every frequency counts by its phase alone) limited to 0-8 kHz
+and to the bands where the capture has sound (empty bands would let codec
+noise vote), with 50 ms fades at the cut edges, and a parabola for
+sub-sample lags.
+
+The confidence says how unlikely the answer is to be chance, for this
+search (bench/calibrate.py, README "How the answer is decided"). Three
+tests, each a probability that chance alone explains what was found:
+
+* the peak: the peak over the RMS of the correlation across the searched
+  lags is a z-score; the chance that the largest of ``N`` independent lags
+  reaches it is ``N * erfc(z / sqrt 2)``, where ``N`` is the number of lags
+  searched times the share of the band that took part (lags closer than the
+  band's resolution are not independent);
+* the waveform: the Pearson coefficient of the overlap at that lag must be
+  positive beyond what two unrelated signals of these spectra give over
+  this many seconds (its chance spread is ``sqrt(sum(p * q) / 2)`` for the
+  two normalised power spectra): the phase transform alone can lock onto a
+  faint band that matches while the music does not.
+
+* the place: the second-best place (more than 30 ms away) must stand far
+  enough below the peak, in units of that RMS, that noise cannot have
+  swapped them; an exactly repeated passage gives no evidence for either.
+
+The evidence is ``-log10`` of the largest of the three chances; ``EVIDENCE_95``
+decades (fitted on some packages of the corpus, reported on the others)
+read as confidence 0.95, the same promise at every capture length, search
+width and bandwidth. The seed method is the original one: raw
+cross-correlation, |Pearson| at the peak as confidence.
 """
 
 from __future__ import annotations
@@ -28,22 +51,13 @@ TAPER_HZ = 1000.0      # raised-cosine edge below BAND_HZ
 FADE_S = 0.050         # fade at each cut edge of both signals
 GUARD_S = 0.030        # zone around the peak left out of the second peak
 MIN_OVERLAP_S = 1.0    # lags overlapping less than this are not considered
-# Prominence at which the corpus had no confident different-song pair and
-# no confident null interval: confidence 0.95 is mapped to it. Offline the
-# whole inputs are seen; live, short captures match more places by chance,
-# so the first intervals ask for more (2.0 at 3 s, 1.9 at 6 s, 1.6 from 10 s).
-OFFLINE_THRESHOLD = 1.5
-LIVE_THRESHOLDS = ((3.0, 2.0), (6.0, 1.9), (math.inf, 1.6))
-# The thresholds were calibrated on captures of 3 s and more; a shorter one
-# (a custom schedule) is reported but never confident.
+SPECTRUM_BANDS = 256   # the capture's spectrum is read in this many bands up to BAND_HZ
+EMPTY_BAND_DB = 50.0   # a band this far below the capture's loudest one is empty: it does not vote
+# The evidence, in decades (-log10 of the chance), that reads as confidence 0.95: fitted on
+# the corpus's fit packages (bench/calibrate.py) so that no unrelated audio reached it.
+EVIDENCE_95 = 8.0
+# A capture shorter than this is reported but never confident (custom schedules).
 MIN_CONFIDENT_S = 3.0
-
-
-def threshold(mode: str, interval_s: float = math.inf) -> float:
-    """The prominence that reads as confidence 0.95 (offline, or live after interval_s of capture)."""
-    if mode == "offline":
-        return OFFLINE_THRESHOLD
-    return next(t for upto, t in LIVE_THRESHOLDS if interval_s <= upto + 1e-9)
 
 
 @dataclass(frozen=True)
@@ -52,25 +66,85 @@ class Estimate:
     fraction: float       # sub-sample offset of the peak, in (-0.5, 0.5)
     coefficient: float    # Pearson at the integer lag (0 when silent)
     prominence: float     # peak / best value more than GUARD_S away (nan for seed)
-    confidence: float     # in [0, 1]; 0.95 at the mode's threshold
+    confidence: float     # in [0, 1]; 0.95 at EVIDENCE_95 (|Pearson| for seed)
+    evidence: float = 0.0  # -log10 of the chance of this answer (nan for seed)
 
     def lag_ms(self, rate: int) -> float:
         return 1000.0 * (self.lag + self.fraction) / rate
 
 
 # Nothing to find (a silent overlap): lag 0, not confident.
-NOTHING = Estimate(0, 0.0, 0.0, 0.0, 0.0)
+NOTHING = Estimate(0, 0.0, 0.0, 0.0, 0.0, 0.0)
 
 
-def confidence_of(prominence: float, limit: float) -> float:
-    """Map a prominence to [0, 1] so that the calibrated threshold ``limit`` reads 0.95.
+def confidence_of(evidence: float, evidence_95: float = EVIDENCE_95) -> float:
+    """Map evidence (decades) to [0, 1] so that ``evidence_95`` reads 0.95.
 
-    ``1 - 0.05 (T - 1) / (p - 1)``: 0 at p <= 1 (no peak stands out), 0.95
-    at the threshold T, approaching 1 as the peak stands further out.
+    ``1 - 0.05 E95 / e``: 0 up to a twentieth of E95, 0.95 at E95,
+    approaching 1 as the chance of the answer vanishes.
     """
-    if not prominence > 1.0 or not math.isfinite(prominence):
-        return 0.0 if not prominence > 1.0 else 1.0
-    return max(0.0, 1.0 - 0.05 * (limit - 1.0) / (prominence - 1.0))
+    if not evidence > 0:
+        return 0.0
+    if math.isinf(evidence):
+        return 1.0
+    return max(0.0, 1.0 - 0.05 * evidence_95 / evidence)
+
+
+def _log10_erfc(x: float) -> float:
+    """log10(erfc(x)), also far beyond where erfc underflows."""
+    if x < 25.0:
+        return math.log10(max(math.erfc(x), 1e-300))
+    return -(x * x) / math.log(10.0) - math.log10(x * math.sqrt(math.pi))
+
+
+def peak_evidence(value: float, rms: float, independent_lags: float) -> float:
+    """-log10 of the chance that the largest of ``independent_lags`` Gaussian lags reaches value / rms."""
+    if not (value > 0 and rms > 0):
+        return 0.0
+    z = value / rms
+    return max(0.0, -(math.log10(max(independent_lags, 1.0)) + _log10_erfc(z / math.sqrt(2.0))))
+
+
+def separation_evidence(value: float, second: float, rms: float) -> float:
+    """-log10 of the chance that the second-best place is the right one and lost by noise.
+
+    Both peaks carry noise of the correlation's RMS: their difference in
+    RMS units, ``d``, is exceeded by chance with probability ``erfc(d / 2) / 2``.
+    An exactly repeated passage gives ``d`` near 0: no evidence for either place.
+    """
+    if not rms > 0:
+        return 0.0
+    d = (value - second) / rms
+    return max(0.0, -(_log10_erfc(d / 2.0) - math.log10(2.0))) if d > 0 else 0.0
+
+
+def _band_powers(x: np.ndarray, top: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """The power of x (mean removed) in up to SPECTRUM_BANDS equal bands of its DFT bins from
+    0 to ``top`` (a share of the Nyquist frequency), summing to 1; and each band's width in bins."""
+    spec = np.fft.rfft(np.asarray(x, np.float64) - np.mean(x))
+    power = (spec.real ** 2 + spec.imag ** 2)[1:max(2, int(round((len(spec) - 1) * top)) + 1)]
+    count = min(SPECTRUM_BANDS, len(power))
+    edges = np.linspace(0, len(power), count + 1).astype(int)  # strictly increasing: count <= len
+    bands = np.add.reduceat(power, edges[:-1])
+    total = bands.sum()
+    return (bands / total if total > 0 else bands), np.diff(edges)
+
+
+def waveform_evidence(coefficient: float, x: np.ndarray, y: np.ndarray) -> float:
+    """-log10 of the chance that two unrelated signals of these spectra reach ``coefficient`` (one-sided).
+
+    Over ``L`` samples the Pearson coefficient of two independent signals with
+    normalised power spectra ``p`` and ``q`` (per DFT bin) has variance
+    ``sum(p * q) / 2``; white noise gives ``1 / L``. The spectra are read in
+    bands (a raw periodogram would overstate ``sum(p * p)``).
+    """
+    if not coefficient > 0 or len(x) < 16 or len(x) != len(y):
+        return 0.0
+    (p, width), (q, _) = _band_powers(x), _band_powers(y)
+    variance = float(np.sum(p * q / width)) / 2.0
+    if not variance > 0:
+        return 0.0
+    return max(0.0, -(_log10_erfc(coefficient / math.sqrt(2.0 * variance)) - math.log10(2.0)))
 
 
 @lru_cache(maxsize=16)
@@ -93,24 +167,66 @@ def make_correlator(source: np.ndarray, max_sample_length: int, method: str, rat
                       precision=precision)
 
 
-def estimate(correlator: Correlator, sample: np.ndarray, method: str, rate: int, mode: str,
-             interval_s: float = math.inf) -> Estimate:
-    """Locate ``sample`` in the correlator's source and say how sure that is."""
+def _weights(correlator: Correlator, sample: np.ndarray, rate: int) -> np.ndarray:
+    """The band weights of the transform with the capture's empty bands left out."""
+    band = _band(correlator.n, rate)
+    top_hz = min(BAND_HZ, rate / 2)
+    powers, width = _band_powers(sample, top_hz / (rate / 2))
+    density = powers / width
+    if not density.any():
+        return band
+    empty = density < density.max() * 10 ** (-EMPTY_BAND_DB / 10)
+    if not empty.any():
+        return band
+    # Each transform bin takes the verdict of the capture's band holding its frequency.
+    edges_hz = np.concatenate([[0], np.cumsum(width)]) * (rate / len(sample))
+    f = np.arange(correlator.n // 2 + 1) * (rate / correlator.n)
+    index = np.clip(np.searchsorted(edges_hz, f, side="right") - 1, 0, len(powers) - 1)
+    return np.where(empty[index], np.float32(0), band)
+
+
+def _overlap(source: np.ndarray, sample: np.ndarray, lag: int) -> tuple[np.ndarray, np.ndarray]:
+    """The parts of sample and source that meet at lag: sample[i] ~ source[i + lag]."""
+    start = max(0, -lag)
+    stop = min(len(sample), len(source) - lag)
+    return sample[start:stop], source[start + lag:stop + lag]
+
+
+def estimate(correlator: Correlator, sample: np.ndarray, method: str, rate: int, mode: str = "offline",
+             interval_s: float = math.inf, window: tuple[int, int] | None = None) -> Estimate:
+    """Locate ``sample`` in the correlator's source and say how sure that is.
+
+    Every allowed lag is searched. ``window`` (lags ``lo`` to ``hi``, in
+    samples): where the answer probably is (a position hint); when the
+    best peak lies there, its chance is that of the narrower search. A
+    wrong window therefore changes no answer and adds little confidence.
+    ``mode`` ("live" or "offline") only decides whether a capture shorter
+    than MIN_CONFIDENT_S may be confident.
+    """
     m, n = correlator.source.shape[0], len(sample)
     if method == "seed":
         try:
             peak = correlator.find(sample)
         except SilentInputError:
-            return replace(NOTHING, prominence=math.nan)
-        return Estimate(peak.lag, 0.0, peak.coefficient, math.nan, abs(peak.coefficient))
+            return replace(NOTHING, prominence=math.nan, evidence=math.nan)
+        return Estimate(peak.lag, 0.0, peak.coefficient, math.nan, abs(peak.coefficient), math.nan)
     overlap = min(int(MIN_OVERLAP_S * rate), n, m)
-    lags = (-(n - overlap), m - overlap)
+    lo, hi = -(n - overlap), m - overlap
+    weights = _weights(correlator, sample, rate)
     try:
-        peak = correlator.find(sample, lags=lags, weights=_band(correlator.n, rate), beta=1.0,
+        peak = correlator.find(sample, lags=(lo, hi), weights=weights, beta=1.0,
                                guard=int(round(GUARD_S * rate)))
     except SilentInputError:
         return NOTHING
-    confidence = confidence_of(peak.prominence, threshold(mode, interval_s))
+    searched = hi - lo + 1
+    if window is not None and window[0] <= peak.lag <= window[1]:
+        searched = min(searched, window[1] - window[0] + 1)
+    # Lags closer than the band's resolution are not independent.
+    share = float(np.count_nonzero(weights)) / len(weights)
+    evidence = min(peak_evidence(peak.value, peak.rms, searched * share),
+                   separation_evidence(peak.value, peak.second, peak.rms),
+                   waveform_evidence(peak.coefficient, *_overlap(correlator.source, sample, peak.lag)))
+    confidence = confidence_of(evidence)
     if mode == "live" and n < MIN_CONFIDENT_S * rate - 1:
         confidence = min(confidence, 0.5)
-    return Estimate(peak.lag, peak.fraction, peak.coefficient, peak.prominence, confidence)
+    return Estimate(peak.lag, peak.fraction, peak.coefficient, peak.prominence, confidence, evidence)

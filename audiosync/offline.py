@@ -30,7 +30,7 @@ def sync_files(reference: str | os.PathLike[str], other: str | os.PathLike[str],
         YouTube pages (with ``audiosync[youtube]``).
     **options
         The fields of :class:`audiosync.FileOptions`: ``sample_rate``
-        (48000), ``max_seconds`` (read at most this many seconds of each;
+        (16000), ``max_seconds`` (read at most this many seconds of each;
         default one hour), ``min_confidence`` (0.95), ``keep_audio`` (keep
         the two decoded arrays in ``SyncResult.audio``), ``method``
         (``"phat"`` or ``"seed"``, see the README) and ``timeout`` (stop
@@ -88,12 +88,13 @@ def sync_files(reference: str | os.PathLike[str], other: str | os.PathLike[str],
     confidence, coefficient = est.confidence, est.coefficient
     progress = Progress(interval_s=len(oth) / sample_rate, lag_ms=1000.0 * (lag + fraction) / sample_rate,
                         confidence=confidence, confident=finished and confidence >= opts.min_confidence,
-                        downloaded_s=len(ref) / sample_rate)
+                        downloaded_s=len(ref) / sample_rate, evidence=est.evidence, prominence=est.prominence,
+                        elapsed_s=time.monotonic() - t0)
     return SyncResult(
         lag_ms=progress.lag_ms, confidence=confidence, confident=progress.confident,
         interval_s=progress.interval_s, elapsed_s=time.monotonic() - t0,
         reason="complete" if finished else "timeout",
         lag_samples=int(lag), sample_rate=sample_rate, coefficient=float(coefficient),
-        prominence=float(est.prominence),
+        prominence=float(est.prominence), evidence=float(est.evidence),
         history=(progress,), audio=(ref, oth) if opts.keep_audio else None,
     )

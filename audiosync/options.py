@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from audiosync._sizes import DEFAULT_INTERVALS
+from audiosync._sizes import ANALYSIS_RATE, DEFAULT_INTERVALS, MAX_DOWNLOAD_S
 from audiosync.method import METHODS
 
 __all__ = ["FileOptions", "SyncOptions"]
@@ -35,8 +35,9 @@ def _positive_or_none(name: str, value: float | None, *, finite: bool) -> float 
 
 @dataclass(frozen=True)
 class _CommonOptions:
-    sample_rate: int = 48000
-    """Rate both sides are decoded at, 8000 to 192000."""
+    sample_rate: int = ANALYSIS_RATE
+    """Rate both sides are decoded and analysed at, 8000 to 192000 (16 kHz holds the 0-8 kHz band
+    the method uses; lags are placed between samples)."""
     min_confidence: float = 0.95
     """An answer with at least this confidence is confident."""
     timeout: float | None = None
@@ -73,9 +74,29 @@ class SyncOptions(_CommonOptions):
     use_ytdlp: bool | None = None
     """Resolve the URL with yt-dlp: None for YouTube pages and ``ytsearch`` queries, True for
     any http(s) page yt-dlp knows, False never."""
+    max_download_s: float = MAX_DOWNLOAD_S
+    """Keep (and search) at most this many seconds of the download: the whole song, up to 20 minutes."""
+    hint_ms: float | None = None
+    """Where the capture probably starts in the song (the player's position), in ms: searched
+    first, with the confidence of that narrower search; the whole song is searched too."""
+    hint_window_ms: float = 3000.0
+    """How far from ``hint_ms`` the first search reaches, in ms."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        object.__setattr__(self, "max_download_s",
+                           _positive_or_none("max_download_s", self.max_download_s, finite=True))
+        if self.max_download_s is None:
+            raise ValueError("max_download_s must be positive seconds, got None")
+        if self.hint_ms is not None:
+            if isinstance(self.hint_ms, bool) or not isinstance(self.hint_ms, (int, float)) \
+                    or not math.isfinite(self.hint_ms):
+                raise ValueError(f"hint_ms must be a finite number of milliseconds or None, got {self.hint_ms!r}")
+            object.__setattr__(self, "hint_ms", float(self.hint_ms))
+        if isinstance(self.hint_window_ms, bool) or not isinstance(self.hint_window_ms, (int, float)) \
+                or not (math.isfinite(self.hint_window_ms) and self.hint_window_ms > 0):
+            raise ValueError(f"hint_window_ms must be positive, finite milliseconds, got {self.hint_window_ms!r}")
+        object.__setattr__(self, "hint_window_ms", float(self.hint_window_ms))
         try:
             ivals = tuple(float(t) for t in self.intervals)
         except (TypeError, ValueError):

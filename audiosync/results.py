@@ -22,6 +22,12 @@ class Progress:
     """Seconds of the download decoded when the estimate was made."""
     decision_ms: float = 0.0
     """Milliseconds from the interval's data being there to this estimate."""
+    evidence: float = 0.0
+    """``-log10`` of the chance that this answer is a coincidence (see ``SyncResult.evidence``)."""
+    prominence: float = 0.0
+    """The peak over the best place more than 30 ms away."""
+    elapsed_s: float = 0.0
+    """Seconds from the call to this estimate."""
 
     def describe(self) -> str:
         """One line for a person: the capture used, the lag and the confidence."""
@@ -37,8 +43,8 @@ class SyncResult:
     lag_ms: float
     """Milliseconds into the download at which the capture started (negative: before it)."""
     confidence: float
-    """In [0, 1]: the peak's prominence mapped so 0.95 is the calibrated threshold
-    (|Pearson| at the peak with ``method="seed"``)."""
+    """In [0, 1]: the evidence mapped so that 0.95 is the calibrated level at which no unrelated
+    audio was ever confident (|Pearson| at the peak with ``method="seed"``)."""
     confident: bool
     """``confidence >= min_confidence``."""
     interval_s: float
@@ -54,6 +60,10 @@ class SyncResult:
     """Signed Pearson coefficient at the peak (negative: polarity inverted)."""
     prominence: float = 0.0
     """The peak over the largest value more than 30 ms away (nan with ``method="seed"``)."""
+    evidence: float = 0.0
+    """``-log10`` of the chance that the answer is a coincidence, for this search: the least of
+    the peak's height over the chance level of this many lags, its lead over the second-best
+    place, and the waveforms' agreement (nan with ``method="seed"``)."""
     capture_started: float | None = None
     """Estimated ``time.monotonic()`` of the first captured sample."""
     history: tuple[Progress, ...] = field(default=())

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import enum
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-from audiosync._sizes import DEFAULT_INTERVALS, download_samples
+from audiosync._sizes import DEFAULT_INTERVALS
 from audiosync.capture import capture_input_args
 from audiosync.download import input_args
 from audiosync.errors import CaptureError, InputError, JobBusyError
@@ -155,6 +156,8 @@ class _Run:
         # The download's transform, kept while the download stays the same
         # length (it usually is complete, or at capacity, after a few seconds).
         self.correlator: Correlator | None = None
+        # The last estimate was confident but the download not complete.
+        self._held_back = False
 
     # -- producers ---------------------------------------------------------
 
@@ -171,8 +174,9 @@ class _Run:
         try:
             download_args = input_args(self.url, self.options.use_ytdlp)
             self.capture_args = capture_input_args(self.capture_spec)
+            # The whole song: the buffer's pages are only touched as ffmpeg fills them.
             self.download = Producer("download", download_args, self.rate,
-                                     download_samples(self.options.intervals, self.rate), self.job.condition)
+                                     int(round(self.options.max_download_s * self.rate)), self.job.condition)
             self._start_recording()
             return self._schedule()
         finally:
@@ -213,10 +217,28 @@ class _Run:
             result = self._estimate(need_capture, time.perf_counter())
             if result.confident:
                 return result
+            if self._held_back:
+                # Confident on the part of the song decoded so far, but a better
+                # place may lie in the rest: wait for the download, then decide.
+                wake = self.job.wait_until(lambda: self._has(need_capture, 0) and self.download.done,
+                                           self.deadline)
+                if wake in (Wake.ABORTED, Wake.TIMEOUT):
+                    return self._finish(wake.value)
+                if wake is Wake.READY:
+                    result = self._estimate(need_capture, time.perf_counter())
+                    if result.confident:
+                        return result
+                # Paused meanwhile: the next wait sees it.
             if self.recording.done and self.recording.count <= need_capture:
                 return self._finish("capture-ended" if k + 1 < len(intervals) else "exhausted")
             k += 1
         return self._finish("exhausted")
+
+    def _window(self) -> tuple[int, int]:
+        """The lags (samples) where the capture probably starts: around the hint, or the song's start."""
+        hint = (self.options.hint_ms or 0.0) * self.rate / 1000.0
+        half = self.options.hint_window_ms * self.rate / 1000.0
+        return int(math.floor(hint - half)), int(math.ceil(hint + half))
 
     def _correlator(self, n_src: int) -> Correlator:
         c = self.correlator
@@ -241,14 +263,18 @@ class _Run:
         sample = self.recording.buffer[:n_cap]
         try:
             est = estimate(self._correlator(n_src), sample, self.options.method, self.rate, "live",
-                           n_cap / self.rate)
+                           n_cap / self.rate, window=self._window())
         except ValueError as exc:  # fewer than 2 samples captured
             log.debug("interval skipped: %s", exc)
             est = NOTHING
+        sure = est.confidence >= self.options.min_confidence
+        # No confident answer that the part of the song not yet decoded could overturn.
+        self._held_back = sure and not dl_done
         progress = Progress(
             interval_s=n_cap / self.rate, lag_ms=est.lag_ms(self.rate), confidence=est.confidence,
-            confident=est.confidence >= self.options.min_confidence, downloaded_s=n_dl / self.rate,
-            decision_ms=1000.0 * (time.perf_counter() - ready_at),
+            confident=sure and dl_done, downloaded_s=n_dl / self.rate,
+            decision_ms=1000.0 * (time.perf_counter() - ready_at), evidence=est.evidence,
+            prominence=est.prominence, elapsed_s=time.monotonic() - self.t0,
         )
         self.history.append(progress)
         log.info("interval %.1f s: lag %.1f ms, confidence %.3f", progress.interval_s,
@@ -259,7 +285,8 @@ class _Run:
             lag_ms=progress.lag_ms, confidence=est.confidence, confident=progress.confident,
             interval_s=progress.interval_s, elapsed_s=time.monotonic() - self.t0,
             reason="confident", lag_samples=int(est.lag), sample_rate=self.rate,
-            coefficient=float(est.coefficient), prominence=float(est.prominence), capture_started=anchor,
+            coefficient=float(est.coefficient), prominence=float(est.prominence), evidence=float(est.evidence),
+            capture_started=anchor,
             history=tuple(self.history),
             audio=(self.download.buffer[:n_src], sample) if self.options.keep_audio else None,
         )

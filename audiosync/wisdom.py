@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Iterable
 
 from audiosync import _planner
-from audiosync._sizes import DEFAULT_INTERVALS, live_sizes, working_length
+from audiosync._sizes import ANALYSIS_RATE, DEFAULT_INTERVALS, TYPICAL_SONG_S, live_sizes, working_length
 
 __all__ = ["load", "load_once", "path", "prepare", "prepare_sizes", "save", "set_effort"]
 
@@ -114,18 +114,17 @@ def set_effort(effort: str = "estimate", time_limit: float | None = None) -> Non
     _planner.set_effort(effort, time_limit)
 
 
-def prepare_sizes(seconds: Iterable[float] = DEFAULT_INTERVALS, sample_rate: int = 48000,
-                  download_s: float | None = None) -> list[int]:
+def prepare_sizes(seconds: Iterable[float] = DEFAULT_INTERVALS, sample_rate: int = ANALYSIS_RATE,
+                  download_s: float = TYPICAL_SONG_S) -> list[int]:
     """The transform sizes :func:`prepare` measures, smallest first.
 
     ``cross_correlation`` of each capture length in ``seconds`` against twice
-    as much source, and the live path's correlation of its download
-    (``download_s``, default what a sync keeps; 0 for none) against the
-    longest capture.
+    as much source, and the live path's correlation of a download of
+    ``download_s`` (a typical song; 0 for none) against the longest capture.
     """
     seconds = list(seconds)
     sizes = {working_length(int(round(2 * s * sample_rate))) for s in seconds}
-    if seconds and download_s != 0:
+    if seconds and download_s > 0:
         sizes.update(live_sizes(seconds, sample_rate, download_s))
     return sorted(sizes)
 
@@ -134,9 +133,9 @@ def _cost(n: int) -> float:
     return n * math.log2(max(n, 2))
 
 
-def prepare(seconds: Iterable[float] = DEFAULT_INTERVALS, sample_rate: int = 48000, *,
+def prepare(seconds: Iterable[float] = DEFAULT_INTERVALS, sample_rate: int = ANALYSIS_RATE, *,
             effort: str = "measure", time_limit: float | None = None,
-            precisions: Iterable[str] = ("single",), download_s: float | None = None,
+            precisions: Iterable[str] = ("single",), download_s: float = TYPICAL_SONG_S,
             on_progress: Callable[[int, int, int, float | None], None] | None = None) -> float:
     """Measure plans for the sizes audiosync uses and save them as wisdom; return the seconds spent.
 

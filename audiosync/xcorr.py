@@ -42,6 +42,8 @@ class Peak(NamedTuple):
     """|r| at the peak, divided by the transform size."""
     second: float
     """The largest |r| more than ``guard`` samples from the peak, likewise scaled."""
+    rms: float
+    """The root mean square of r over the searched lags, likewise scaled: the chance level."""
 
     @property
     def prominence(self) -> float:
@@ -147,7 +149,7 @@ class Correlator:
 
     def find(self, sample: object, *, lags: tuple[int, int] | None = None,
              weights: np.ndarray | None = None, beta: float = 0.0, guard: int = 0) -> Peak:
-        """The kernel's whole answer: lag, sub-sample fraction, coefficient, peak and second peak.
+        """The kernel's whole answer: lag, sub-sample fraction, coefficient, peak, second peak and RMS.
 
         ``weights`` (float32, one per frequency bin of the transform) and
         ``beta`` (1 for the phase transform) shape the cross-spectrum; the

@@ -1,23 +1,59 @@
 """Build the accuracy corpus: pairs of a "download" and a "capture" with a known lag.
 
-Run: python bench/corpus.py [--data bench/data] [--seed 5] [--per 10]
+Run: python bench/corpus.py [--data bench/data] [--seed 5] [--per 16]
+                            [--packages PKG[,PKG...]] [--only COND ...] [--jobs N]
 
-The music is real: the Ogg Vorbis game music of three Debian packages
-(frozen-bubble-data, extremetuxracer-data, lincity-ng-data), fetched with
-``apt-get download`` and unpacked with ``dpkg -x`` under ``DATA/pkg``.
-Notification sounds come from sound-theme-freedesktop, speech from espeak-ng.
-Nothing here is committed: everything is written under ``DATA`` (git-ignored).
+The music is real: 37 songs (3 h 18 min) of game music from seven Debian
+packages, chosen for a spread of genres and of the things that make a lag hard
+to find (exact loops, repeated sections, quiet or sparse passages, long songs):
+
+===================== ===== ==========================================================
+package               songs what
+===================== ===== ==========================================================
+frozen-bubble-data      3   tracker pop rendered to Vorbis (3-5 min, repeated patterns)
+fb-music-high           1   the 2-player theme as the XM module itself (libopenmpt
+                            renders it): another render of fb-2p, so the two are
+                            never paired as "different songs" (same ``work``)
+extremetuxracer-data    6   short (54-114 s) dense race/menu music, some exact loops
+lincity-ng-data         3   electronic on a 2 s exact loop, a played blues, a slow piece
+wesnoth-1.16-music      9   orchestral and folk: quiet and sparse passages, wide dynamics
+planetblupi-music-ogg   6   steady synthesized game music rendered to 10 min; one is a
+                            120 s piece repeated exactly to 20 min (the lag is then only
+                            known modulo 120 s: see ``repeats_ms``)
+nexuiz-music            9   electronic built on exact loops, two with long quiet passages
+===================== ===== ==========================================================
+
+``SONGS`` gives each song's package, file and character. The packages are
+fetched with ``apt-get download`` (after one ``apt-get update`` if that fails)
+and unpacked with ``dpkg -x`` under ``DATA/pkg``; nexuiz keeps its music in a zip
+archive (``music.pk3``), unpacked beside it (``music.pk3.d``). Notification
+sounds come from sound-theme-freedesktop, speech from espeak-ng. Nothing here is
+committed: everything is written under ``DATA`` (git-ignored).
+
+Songs are used whole, up to ``MAX_SONG_SECONDS`` (20 min, the longest download
+the live path searches); only pb-music003 (20 min 4 s) is cut, to its first 20 min.
 
 For every pair:
 
-* the download is what the desktop app downloads: the song (or a music video:
-  a 20-60 s spoken/ambient intro, then the song), Opus 128 kb/s at 48 kHz in
-  WebM, cut to its first 120 s (the live path's download buffer);
+* the download is what the desktop app downloads: the WHOLE song (or a music
+  video: a 20-60 s spoken/ambient intro, then the whole song, so up to 21 min),
+  Opus 128 kb/s at 48 kHz in WebM;
 * the capture is what is heard on the desktop: the song as the player plays
   it (the Vorbis original, or an MP3/AAC encode of it, at 44.1 kHz), put
   through the condition, written as 16-bit FLAC at 48 or 44.1 kHz, 30-40 s;
 * ``lag_ms`` is the truth: ``capture(t) ≈ download(t + lag_ms)``, or null for
   different songs.
+
+Where a capture starts in its song (``details.start_s``; it always ends inside
+the song): encode, noise*, master, mic, desktop and the different-song captures
+anywhere, uniformly over [0, song length - capture length]; before: 0.2-5 s
+before the song starts (digital silence, then the song's start); after: even
+pairs 0.05-5 s into the song, odd pairs anywhere from 25 s on; intro: even pairs
+in the song's first 8 s after the intro, odd pairs anywhere in the song.
+
+The songs are spread over the pairs in turn (each song in about 5 conditions
+at the default ``--per 16``: 185 pairs); ``--packages`` keeps only the songs of
+those packages (both songs of a different-song pair are drawn from them).
 
 The codec round trips were checked to add no delay (ffmpeg honours the Opus
 pre-skip, the LAME gapless header and the AAC edit list: a correlation with
@@ -26,9 +62,19 @@ the original peaks at 0 ± 0.02 samples). Filters that change the waveform
 of the signal, so the truth is the geometric offset; the room response has
 its direct path at 0 (a speaker 1 m away would add 2.9 ms).
 
-The manifest is ``DATA/corpus/manifest.json``; every pair is reproducible
-from ``--seed`` (each pair has its own generator seeded from
-(seed, condition, index)).
+Loops make some truths ambiguous: for every matched pair, ``details.repeat_ncc``
+is the highest normalized correlation (8 kHz mono, clean song) of the capture's
+stretch of the song with any other position of the song at least 30 ms away, and
+``details.repeats_ms`` the other lags (±0.1 ms) where it is >= 0.95: there the
+capture's music recurs (nearly) exactly, and a method cannot tell them apart.
+For different-song pairs ``details.download_match_ncc`` is the same measure
+against the download's song (it should be low).
+
+The manifest is ``DATA/corpus/manifest.json``; every pair carries ``song`` and
+``package`` (the capture's song) and ``download_song`` and ``download_package``
+(the same for matched pairs). Every pair is reproducible from ``--seed`` (each
+pair has its own generator seeded from (seed, condition, index); which song a
+pair uses depends only on ``--per``, ``--packages`` and the pair's place).
 """
 
 from __future__ import annotations
@@ -39,34 +85,129 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from scipy import signal
 
 SR = 44100  # the masters and the player's rate
-DL_SECONDS = 120.0  # a download is cut to this (the live path's download buffer)
-MASTER_SECONDS = 125.0
-PACKAGES = ["frozen-bubble-data", "extremetuxracer-data", "lincity-ng-data", "sound-theme-freedesktop"]
+MAX_SONG_SECONDS = 1200.0  # songs are used whole up to this (the live path's longest download)
+MASTER_SECONDS = MAX_SONG_SECONDS  # what is decoded of each song file
+CAPTURE_S = (30.0, 40.0)
+NOTIFY_PACKAGE = "sound-theme-freedesktop"
+REPEAT_SR = 8000  # rate of the loop analysis (repeat_ncc, repeats_ms)
+REPEAT_MIN = 0.95
 
-SONGS = {
-    "fb-1p": "usr/share/games/frozen-bubble/snd/frozen-mainzik-1p.ogg",
-    "fb-2p": "usr/share/games/frozen-bubble/snd/frozen-mainzik-2p.ogg",
-    "fb-intro": "usr/share/games/frozen-bubble/snd/introzik.ogg",
-    "etr-calm": "usr/share/games/etr/music/calmrace-ks.ogg",
-    "etr-credits": "usr/share/games/etr/music/credits1-cp.ogg",
-    "etr-freezing": "usr/share/games/etr/music/freezingpoint.ogg",
-    "etr-race1": "usr/share/games/etr/music/race1-jt.ogg",
-    "etr-spunky": "usr/share/games/etr/music/spunkyrace-ks.ogg",
-    "etr-start1": "usr/share/games/etr/music/start1-jt.ogg",
-    "lc-lincity": "usr/share/games/lincity-ng/music/default/01 - pronobozo - lincity.ogg",
-    "lc-blues": "usr/share/games/lincity-ng/music/default/02 - Robert van Herk - City Blues.ogg",
-    "lc-archi": "usr/share/games/lincity-ng/music/default/03 - Robert van Herk - Architectural Contemplations.ogg",
+
+class Song(NamedTuple):
+    package: str
+    path: str  # under DATA/pkg
+    note: str  # character: what makes it easy or hard
+    work: str | None = None  # songs of one work (renders of one piece) are never "different"
+
+
+_FB = "usr/share/games/frozen-bubble/snd/"
+_ETR = "usr/share/games/etr/music/"
+_LC = "usr/share/games/lincity-ng/music/default/"
+_WN = "usr/share/games/wesnoth/1.16/data/core/music/"
+_PB = "usr/share/planetblupi/music/"
+_NX = "usr/share/games/nexuiz/data/music.pk3.d/sound/cdtracks/"
+
+# Lengths as used; "repeats x%": share of 5 s stretches that recur elsewhere with a
+# normalized correlation >= 0.95 (exact loops); "quiet": 1 s frames 15 dB under the mean.
+SONGS: dict[str, Song] = {
+    # frozen-bubble-data: tracker music rendered to Vorbis
+    "fb-1p": Song("frozen-bubble-data", _FB + "frozen-mainzik-1p.ogg",
+                  "tracker pop, 5:22; repeated patterns (repeats 30%), a 13 s quiet break"),
+    "fb-2p": Song("frozen-bubble-data", _FB + "frozen-mainzik-2p.ogg",
+                  "tracker pop, 3:04, dense; repeated patterns (repeats 30%)", "frozen-mainzik-2p"),
+    "fb-intro": Song("frozen-bubble-data", _FB + "introzik.ogg",
+                     "tracker, 3:16, dense, little exact repetition"),
+    # fb-music-high: the module itself
+    "fbh-2p": Song("fb-music-high", _FB + "frozen-mainzik-2p.xm",
+                   "XM module rendered by libopenmpt, 3:27: the fb-2p piece, another render "
+                   "(0.5-0.67 correlation with fb-2p, drifting tempo); repeats 40%", "frozen-mainzik-2p"),
+    # extremetuxracer-data: short game pieces
+    "etr-calm": Song("extremetuxracer-data", _ETR + "calmrace-ks.ogg",
+                     "calm electronic race music, 1:54; exact loops (repeats 50%)"),
+    "etr-credits": Song("extremetuxracer-data", _ETR + "credits1-cp.ogg",
+                        "dense, through-composed, 1:23"),
+    "etr-freezing": Song("extremetuxracer-data", _ETR + "freezingpoint.ogg",
+                         "dense, 1:36, little exact repetition"),
+    "etr-race1": Song("extremetuxracer-data", _ETR + "race1-jt.ogg",
+                      "dense, 0:54 (the shortest), near-loops"),
+    "etr-spunky": Song("extremetuxracer-data", _ETR + "spunkyrace-ks.ogg",
+                       "dense race music, 1:48, near-exact loops"),
+    "etr-start1": Song("extremetuxracer-data", _ETR + "start1-jt.ogg",
+                       "menu music, 1:08, some repeats"),
+    # lincity-ng-data
+    "lc-lincity": Song("lincity-ng-data", _LC + "01 - pronobozo - lincity.ogg",
+                       "electronic, 3:31, built on a 2.03 s exact loop (repeats 80%)"),
+    "lc-blues": Song("lincity-ng-data", _LC + "02 - Robert van Herk - City Blues.ogg",
+                     "blues, 3:44, played: no exact repeats"),
+    "lc-archi": Song("lincity-ng-data", _LC + "03 - Robert van Herk - Architectural Contemplations.ogg",
+                     "slow, few onsets, 2:09; one exactly repeated section"),
+    # wesnoth-1.16-music: orchestral and folk
+    "wn-journeys-end": Song("wesnoth-1.16-music", _WN + "journeys_end.ogg",
+                            "orchestral, 3:44; quiet passages (11% quiet)"),
+    "wn-silvan-sanctuary": Song("wesnoth-1.16-music", _WN + "silvan_sanctuary.ogg",
+                                "orchestral/ambient, 3:37; sparse (10% quiet, a 12 s quiet run)"),
+    "wn-traveling-minstrels": Song("wesnoth-1.16-music", _WN + "traveling_minstrels.ogg",
+                                   "folk ensemble, 3:35; quiet gaps (2% digital silence)"),
+    "wn-revelation": Song("wesnoth-1.16-music", _WN + "revelation.ogg",
+                          "dark ambient/orchestral, 1:18; sparse (27% quiet, a 21 s quiet run)"),
+    "wn-northerners": Song("wesnoth-1.16-music", _WN + "northerners.ogg",
+                           "orchestral with drums, 3:27; a 13 s quiet run"),
+    "wn-knalgan-theme": Song("wesnoth-1.16-music", _WN + "knalgan_theme.ogg",
+                             "orchestral/celtic, 9:17 (long); repeated sections (repeats 20%)"),
+    "wn-battle": Song("wesnoth-1.16-music", _WN + "battle.ogg",
+                      "orchestral battle music, 5:18; wide dynamics (14% quiet)"),
+    "wn-nunc-dimittis": Song("wesnoth-1.16-music", _WN + "nunc_dimittis.ogg",
+                             "choral/orchestral, 3:51; quiet passages, one exactly repeated section"),
+    "wn-casualties-of-war": Song("wesnoth-1.16-music", _WN + "casualties_of_war.ogg",
+                                 "orchestral, 5:25; a 21 s quiet passage (14% quiet)"),
+    # planetblupi-music-ogg: synthesized game music, rendered long
+    "pb-music003": Song("planetblupi-music-ogg", _PB + "music003.ogg",
+                        "synthesized, a 120 s piece repeated exactly 10 times (20:04, used to 20:00): "
+                        "every lag is ambiguous modulo 120 s"),
+    "pb-music004": Song("planetblupi-music-ogg", _PB + "music004.ogg",
+                        "synthesized, steady, 10:02; little exact repetition"),
+    "pb-music005": Song("planetblupi-music-ogg", _PB + "music005.ogg",
+                        "synthesized, steady, 10:05; exact loops (repeats 80%)"),
+    "pb-music007": Song("planetblupi-music-ogg", _PB + "music007.ogg",
+                        "synthesized, steady, 10:03; near-exact repeats"),
+    "pb-music008": Song("planetblupi-music-ogg", _PB + "music008.ogg",
+                        "synthesized, steady, 10:05; no exact repeats"),
+    "pb-music009": Song("planetblupi-music-ogg", _PB + "music009.ogg",
+                        "synthesized, steady, 10:03; near-exact repeats (repeats 20%)"),
+    # nexuiz-music: electronic
+    "nx-thru-the-mirror": Song("nexuiz-music", _NX + "thru-the-mirror.ogg",
+                               "electronic, 6:40; exact loops (repeats 60%) and sparse quiet passages "
+                               "(25% quiet, a 48 s quiet run)"),
+    "nx-sixtyfour-revisited": Song("nexuiz-music", _NX + "sixtyfour_revisited.ogg",
+                                   "electronic, 3:31, dense; exact 7.56 s loops (repeats 70%)"),
+    "nx-brainsukker": Song("nexuiz-music", _NX + "brainsukker.ogg",
+                           "electronic, 7:41; loops (repeats 30%)"),
+    "nx-breakdown-easy": Song("nexuiz-music", _NX + "breakdown-easy.ogg",
+                              "electronic, 9:30 (long); loops (repeats 40%), a 22 s quieter break"),
+    "nx-infight": Song("nexuiz-music", _NX + "infight.ogg",
+                       "electronic, 6:02; sparse (18% quiet, a 34 s quiet run), near-exact loops"),
+    "nx-digital-pursuit": Song("nexuiz-music", _NX + "digital-pursuit.ogg",
+                               "electronic, 3:16, dense; near-exact loops (repeats 20%)"),
+    "nx-subcities": Song("nexuiz-music", _NX + "subcities.ogg",
+                         "electronic, 7:42; exact loops (repeats 70%), 6 s of digital silence"),
+    "nx-neuronal-diving": Song("nexuiz-music", _NX + "neuronal-diving.ogg",
+                               "electronic, 6:26; less repetitive, a 12 s quiet run"),
+    "nx-northern-lights": Song("nexuiz-music", _NX + "northern-lights.ogg",
+                               "electronic/ambient, 4:41; a 17 s quieter passage"),
 }
+SONG_PACKAGE = {name: s.package for name, s in SONGS.items()}
+MUSIC_PACKAGES = list(dict.fromkeys(s.package for s in SONGS.values()))
 NOTIFY_DIR = "usr/share/sounds/freedesktop/stereo"
 
 # What the player plays: (ffmpeg encoder arguments, file suffix); None = the Vorbis original.
@@ -150,51 +291,107 @@ def encode_file(x: np.ndarray, path: Path, codec_args: list[str], sr_in: int = S
 
 # -- fetching -------------------------------------------------------------------
 
-def fetch(data: Path) -> Path:
-    """apt-get download the packages and dpkg -x them into DATA/pkg; return that root."""
+def _apt_download(pkgs: list[str], debs: Path) -> None:
+    log(f"apt-get download {' '.join(pkgs)}")
+    subprocess.run(["apt-get", "download", *pkgs], cwd=debs, check=True, stdout=subprocess.DEVNULL)
+
+
+def fetch(data: Path, packages: list[str]) -> Path:
+    """apt-get download the packages and dpkg -x them into DATA/pkg; return that root.
+
+    A .pk3 file (a zip archive: nexuiz) in a package is unpacked beside itself, into
+    NAME.pk3.d. Each .deb is unpacked once (a stamp per .deb in DATA/pkg/.unpacked/).
+    """
     debs = data / "debs"
     root = data / "pkg"
     debs.mkdir(parents=True, exist_ok=True)
-    missing = [p for p in PACKAGES if not list(debs.glob(f"{p}_*.deb"))]
+    missing = [p for p in packages if not list(debs.glob(f"{p}_*.deb"))]
     if missing:
-        log(f"apt-get download {' '.join(missing)}")
-        subprocess.run(["apt-get", "download", *missing], cwd=debs, check=True,
-                       stdout=subprocess.DEVNULL)
-    stamp = root / ".unpacked"
-    if not stamp.exists():
-        root.mkdir(parents=True, exist_ok=True)
-        for deb in sorted(debs.glob("*.deb")):
-            subprocess.run(["dpkg", "-x", str(deb), str(root)], check=True)
+        try:
+            _apt_download(missing, debs)
+        except subprocess.CalledProcessError:
+            log("apt-get download failed: apt-get update, then again")
+            subprocess.run(["apt-get", "update"], check=True, stdout=subprocess.DEVNULL)
+            _apt_download(missing, debs)
+    stamps = root / ".unpacked"
+    if stamps.is_file():  # the old layout: one stamp for everything
+        stamps.unlink()
+    stamps.mkdir(parents=True, exist_ok=True)
+    for p in packages:
+        deb = max(debs.glob(f"{p}_*.deb"))
+        stamp = stamps / deb.name
+        if stamp.exists():
+            continue
+        log(f"dpkg -x {deb.name}")
+        listing = subprocess.run(["dpkg", "-X", str(deb), str(root)], check=True,
+                                 capture_output=True, text=True).stdout.splitlines()
+        for rel in listing:
+            if rel.endswith(".pk3"):
+                pk3 = (root / rel).resolve()
+                dest = pk3.with_name(pk3.name + ".d")
+                with zipfile.ZipFile(pk3) as z:
+                    for member in z.namelist():
+                        if not (dest / member).resolve().is_relative_to(dest):
+                            raise SystemExit(f"{pk3}: unsafe member {member!r}")
+                    z.extractall(dest)
         stamp.write_text("ok\n")
-    for name, rel in SONGS.items():
-        if not (root / rel).exists():
-            raise SystemExit(f"song {name} missing after unpacking: {root / rel}")
     return root
 
 
 # -- sources of sound -----------------------------------------------------------
 
-class Library:
-    """Masters (decoded Vorbis at 44.1 kHz stereo), player encodes, downloads, speech, notifications."""
+def ncc(x: np.ndarray, seg: np.ndarray) -> np.ndarray:
+    """Normalized correlation of seg with every full-overlap stretch of x (index = start in x).
 
-    def __init__(self, root: Path, data: Path, out: Path):
+    The stretch's energy is floored at 5% of seg's, so near-silence does not score."""
+    e = float(np.dot(seg, seg))
+    if e <= 0 or len(seg) > len(x):
+        return np.zeros(max(0, len(x) - len(seg) + 1))
+    c = signal.fftconvolve(x, seg[::-1], mode="valid")
+    cs = np.concatenate([[0.0], np.cumsum(x.astype(np.float64) ** 2)])
+    en = cs[len(seg):] - cs[: -len(seg)]
+    return c / np.sqrt(np.maximum(en, 0.05 * e) * e)
+
+
+class Library:
+    """Masters (decoded songs at 44.1 kHz stereo), player encodes, downloads, speech, notifications.
+
+    The masters and the player's decodes are cached as .npy under DATA/cache and memory-mapped
+    (3 h of music: 4 GB a version)."""
+
+    def __init__(self, root: Path, data: Path, out: Path, songs: list[str], jobs: int = 2):
         self.root = root
         self.cache = data / "cache"
         self.cache.mkdir(parents=True, exist_ok=True)
         self.out = out
+        self.songs = songs
         self.masters: dict[str, np.ndarray] = {}
         self.full_len: dict[str, float] = {}
+        self.truncated: dict[str, bool] = {}
         self._player: dict[tuple[str, str], np.ndarray] = {}
+        self._mono: dict[str, np.ndarray] = {}
         self._locks: dict[object, threading.Lock] = {}
         self._glock = threading.Lock()
         self.notify: list[tuple[str, np.ndarray]] = []
-        for name, rel in SONGS.items():
-            path = root / rel
-            self.masters[name] = decode(path, seconds=MASTER_SECONDS)
-            self.full_len[name] = len(self.masters[name]) / SR
+        with ThreadPoolExecutor(jobs) as ex:
+            for name, m in zip(songs, ex.map(self._master, songs)):
+                self.masters[name] = m
+                self.full_len[name] = len(m) / SR
+                self.truncated[name] = len(m) >= int(MASTER_SECONDS * SR) - 1
         for f in sorted((root / NOTIFY_DIR).glob("*.oga")):
             if f.stat().st_size > 0 and not f.name.startswith("audio-channel"):
                 self.notify.append((f.stem, decode(f)))
+
+    def _master(self, name: str) -> np.ndarray:
+        f = self.cache / f"master-{name}-{MASTER_SECONDS:.0f}.npy"
+        if not f.exists():
+            path = self.root / SONGS[name].path
+            if not path.exists():
+                raise SystemExit(f"song {name} missing after unpacking: {path}")
+            tmp = f.with_name(f.stem + ".tmp.npy")
+            np.save(tmp, decode(path, seconds=MASTER_SECONDS))
+            tmp.rename(f)
+        return np.load(f, mmap_mode="r")
 
     def _lock(self, key) -> threading.Lock:
         with self._glock:
@@ -210,20 +407,73 @@ class Library:
                     self._player[key] = self.masters[song]
                 else:
                     args, suffix = spec
-                    f = self.cache / f"{song}.{codec}{suffix}"
-                    if not f.exists():
-                        tmp = f.with_name(f.stem + ".tmp" + suffix)
-                        encode_file(self.masters[song], tmp, args)
-                        tmp.rename(f)
-                    self._player[key] = decode(f)[: len(self.masters[song])]
+                    n = len(self.masters[song])
+                    f = self.cache / f"{song}-{n}.{codec}{suffix}"
+                    g = self.cache / f"{song}-{n}.{codec}.npy"
+                    if not g.exists():
+                        if not f.exists():
+                            tmp = f.with_name(f.stem + ".tmp" + suffix)
+                            encode_file(self.masters[song], tmp, args)
+                            tmp.rename(f)
+                        tmp = g.with_name(g.stem + ".tmp.npy")
+                        np.save(tmp, decode(f)[:n])
+                        tmp.rename(g)
+                    self._player[key] = np.load(g, mmap_mode="r")
             return self._player[key]
 
+    def mono(self, song: str) -> np.ndarray:
+        """The master, mono at REPEAT_SR (linear-phase resampling: no shift)."""
+        with self._lock(("mono", song)):
+            if song not in self._mono:
+                m = self.masters[song].mean(axis=1, dtype=np.float64)
+                self._mono[song] = signal.resample_poly(m, REPEAT_SR // 100, SR // 100)
+            return self._mono[song]
+
+    def stretch(self, song: str, start: int, length: int) -> tuple[np.ndarray, float]:
+        """The part of the song under a capture (start, length at SR), mono at REPEAT_SR;
+        and where it starts in mono(song), in REPEAT_SR samples."""
+        m = self.mono(song)
+        a = max(start, 0) * REPEAT_SR / SR
+        b = (start + length) * REPEAT_SR / SR
+        i, j = int(np.ceil(a)), min(int(np.floor(b)), len(m))
+        return m[i:j], float(i)
+
+    def repeats(self, song: str, start: int, length: int) -> tuple[float, list[float]]:
+        """(highest ncc elsewhere (>= 30 ms away), [offsets in ms of other places >= REPEAT_MIN])."""
+        seg, at = self.stretch(song, start, length)
+        if len(seg) < REPEAT_SR:
+            return 0.0, []
+        c = ncc(self.mono(song), seg)
+        far = np.abs(np.arange(len(c)) - at) >= 0.030 * REPEAT_SR
+        if not far.any():
+            return 0.0, []
+        best = float(c[far].max())
+        peaks, _ = signal.find_peaks(np.where(far, c, 0), height=REPEAT_MIN, distance=int(0.01 * REPEAT_SR))
+        peaks = sorted(peaks, key=lambda k: -c[k])[:20]
+        out = []
+        for k in peaks:
+            d = 0.0
+            if 0 < k < len(c) - 1:
+                den = c[k - 1] - 2 * c[k] + c[k + 1]
+                if den < 0:
+                    d = float(np.clip(0.5 * (c[k - 1] - c[k + 1]) / den, -0.5, 0.5))
+            out.append((k + d - at) / REPEAT_SR * 1000)
+        return best, sorted(out)
+
+    def match(self, song: str, other: str, start: int, length: int) -> float:
+        """Highest ncc of other's stretch under a capture anywhere in song."""
+        seg, _ = self.stretch(other, start, length)
+        if len(seg) < REPEAT_SR:
+            return 0.0
+        c = ncc(self.mono(song), seg)
+        return float(c.max()) if len(c) else 0.0
+
     def download(self, song: str) -> Path:
-        """The plain download of a song: Opus 128k, 48 kHz, WebM, first 120 s."""
+        """The plain download of a song: the whole song, Opus 128k, 48 kHz, WebM."""
         path = self.out / "downloads" / f"{song}.webm"
         with self._lock(("dl", song)):
             if not path.exists():
-                write_download(self.masters[song][: int(DL_SECONDS * SR)], path)
+                write_download(self.masters[song], path)
         return path
 
     def speech(self, text_i: int, voice: str, speed: int, pitch: int) -> np.ndarray:
@@ -320,11 +570,20 @@ def room_ir(rng, sr: int = SR) -> tuple[np.ndarray, dict]:
 
 # -- conditions ---------------------------------------------------------------------
 
+def same_work(a: str, b: str) -> bool:
+    return a == b or (SONGS[a].work is not None and SONGS[a].work == SONGS[b].work)
+
+
 class Builder:
     def __init__(self, lib: Library, seed: int, out: Path):
         self.lib = lib
         self.seed = seed
         self.out = out
+        self.songs = lib.songs
+
+    def others(self, song: str) -> list[str]:
+        """The corpus's songs that are not the same piece as song."""
+        return [s for s in self.songs if not same_work(s, song)]
 
     def rng(self, cond: str, i: int) -> np.random.Generator:
         return np.random.default_rng([self.seed, CONDITIONS.index(cond), i])
@@ -333,17 +592,19 @@ class Builder:
     def pick(rng, seq):
         return seq[int(rng.integers(len(seq)))]
 
-    def song_start(self, rng, song: str, length: int, lo: float, hi: float) -> int:
-        # the whole capture lies inside the (120 s) download
-        avail = min(len(self.lib.masters[song]) / SR, DL_SECONDS) - length / SR - 0.5
-        hi = min(hi, avail)
+    def song_start(self, rng, song: str, length: int, lo: float, hi: float | None) -> int:
+        """A start in [lo, hi] s (hi None: the end); the whole capture lies inside the song
+        (and so inside its download, which holds the whole song)."""
+        avail = len(self.lib.masters[song]) / SR - length / SR - 0.5
+        hi = avail if hi is None else min(hi, avail)
         lo = min(lo, hi)
         return int(round(rng.uniform(lo, hi) * SR))
 
-    def base(self, rng, song: str, lo: float = 0.0, hi: float = 60.0, codec: str | None = None):
-        """The player's signal cut for a capture; returns (x, start, details)."""
+    def base(self, rng, song: str, lo: float = 0.0, hi: float | None = None, codec: str | None = None):
+        """The player's signal cut for a capture, by default anywhere in the song;
+        returns (x, start, details)."""
         codec = codec or self.pick(rng, list(PLAYER_CODECS))
-        length = int(round(rng.uniform(30, 40) * SR))
+        length = int(round(rng.uniform(*CAPTURE_S) * SR))
         start = self.song_start(rng, song, length, lo, hi)
         x = cut(self.lib.player(song, codec), start, length)
         return x, start, {"song": song, "codec": codec, "capture_s": round(length / SR, 3)}
@@ -351,7 +612,7 @@ class Builder:
     # Each returns (capture array, lag samples at 44.1 kHz or None, details, download path).
 
     def encode(self, rng, song):
-        x, start, d = self.base(rng, song, 1, 30)
+        x, start, d = self.base(rng, song)
         d["gain_db"] = round(float(rng.uniform(-14, 3)), 1)
         return finish(rng, x, d["gain_db"]), start, d
 
@@ -364,7 +625,7 @@ class Builder:
         return finish(rng, x, d["gain_db"]), start, d
 
     def after(self, rng, song, i):
-        lo, hi = (0.05, 5.0) if i % 2 == 0 else (25.0, 85.0)
+        lo, hi = (0.05, 5.0) if i % 2 == 0 else (25.0, None)  # just after the start / joined later
         x, start, d = self.base(rng, song, lo, hi)
         d["gain_db"] = round(float(rng.uniform(-12, 0)), 1)
         return finish(rng, x, d["gain_db"]), start, d
@@ -449,8 +710,9 @@ class Builder:
         amb *= music * 10 ** (rng.uniform(-30, -18) / 20) / max(rms(amb), 1e-9)
         intro = amb
         other = None
-        if i % 3 == 2:  # some other music under the talk (a jingle, a radio, a street band)
-            other = self.pick(rng, [s for s in SONGS if s != song])
+        pool = self.others(song)
+        if i % 3 == 2 and pool:  # some other music under the talk (a jingle, a radio, a street band)
+            other = self.pick(rng, pool)
             o = self.lib.masters[other]
             seg = o[int(rng.uniform(0, 40) * SR):][: min(n, 12 * SR)]
             p = int(rng.uniform(0, max(1, n - len(seg)) / SR) * SR)
@@ -465,61 +727,72 @@ class Builder:
             pos += m + int(rng.uniform(0.4, 2.5) * SR)
         fade = np.linspace(1, 0, int(0.5 * SR))[:, None]
         intro[-len(fade):] *= fade
-        full = np.concatenate([intro, self.lib.masters[song]])[: int(DL_SECONDS * SR)]
+        full = np.concatenate([intro, self.lib.masters[song]])  # the intro, then the whole song
         path = self.out / "downloads" / f"video-{i:02d}-{song}.webm"
         write_download(full, path)
         return path, n, {"intro_s": round(n / SR, 3), "intro_other_music": other}
 
     def intro(self, rng, song, i):
+        """Returns (x, start in the song, details, download, intro length)."""
         dl, intro_n, di = self.intro_download(rng, song, i)
-        x, start, d = self.base(rng, song, 0, 8)
+        lo, hi = (0.0, 8.0) if i % 2 == 0 else (0.0, None)  # as the song starts / anywhere
+        x, start, d = self.base(rng, song, lo, hi)
         d.update(di, gain_db=round(float(rng.uniform(-10, 0)), 1))
-        return finish(rng, x, d["gain_db"]), intro_n + start, d, dl
+        return finish(rng, x, d["gain_db"]), start, d, dl, intro_n
 
-    def build(self, cond: str, i: int) -> dict:
+    def build(self, cond: str, i: int, song: str) -> dict:
+        """Pair i of cond; song is the download's song (for matched pairs, the capture's too)."""
         rng = self.rng(cond, i)
-        songs = list(SONGS)
-        song = songs[(i * 5 + CONDITIONS.index(cond)) % len(songs)]  # spread songs over conditions
         dl = None
+        offset = 0  # where the song starts in the download
+        cap_song = song
         if cond == "encode":
-            x, lag, d = self.encode(rng, song)
+            x, start, d = self.encode(rng, song)
         elif cond == "before":
-            x, lag, d = self.before(rng, song)
+            x, start, d = self.before(rng, song)
         elif cond == "after":
-            x, lag, d = self.after(rng, song, i)
+            x, start, d = self.after(rng, song, i)
         elif cond.startswith("noise"):
-            x, lag, d = self.noisy(rng, song, float(cond[5:]))
+            x, start, d = self.noisy(rng, song, float(cond[5:]))
         elif cond == "master":
-            x, lag, d = self.master(rng, song)
+            x, start, d = self.master(rng, song)
         elif cond == "mic":
-            x, lag, d = self.mic(rng, song)
+            x, start, d = self.mic(rng, song)
         elif cond == "desktop":
-            x, lag, d = self.desktop(rng, song, i)
+            x, start, d = self.desktop(rng, song, i)
         elif cond == "intro":
-            x, lag, d, dl = self.intro(rng, song, i)
+            x, start, d, dl, offset = self.intro(rng, song, i)
         elif cond == "different":
-            other = self.pick(rng, [s for s in songs if s != song])
+            cap_song = other = self.pick(rng, self.others(song))
             how = ["encode", "after", "noise10", "mic", "desktop", "master"][i % 6]
             sub = np.random.default_rng([self.seed, 99, i])
             if how == "encode":
-                x, _, d = self.encode(sub, other)
+                x, start, d = self.encode(sub, other)
             elif how == "after":
-                x, _, d = self.after(sub, other, i)
+                x, start, d = self.after(sub, other, i)
             elif how == "noise10":
-                x, _, d = self.noisy(sub, other, 10.0)
+                x, start, d = self.noisy(sub, other, 10.0)
             elif how == "mic":
-                x, _, d = self.mic(sub, other)
+                x, start, d = self.mic(sub, other)
             elif how == "desktop":
-                x, _, d = self.desktop(sub, other, i)
+                x, start, d = self.desktop(sub, other, i)
             else:
-                x, _, d = self.master(sub, other)
-            lag = None
+                x, start, d = self.master(sub, other)
             d.update(download_song=song, capture_condition=how)
             if i % 4 == 3:  # the download is a music video of the first song
                 dl, _, di = self.intro_download(sub, song, 50 + i)
                 d.update(di)
         else:
             raise ValueError(cond)
+        d["start_s"] = round(start / SR, 4)
+        if cond == "different":
+            lag = None
+            d["download_match_ncc"] = round(self.lib.match(song, cap_song, start, len(x)), 3)
+        else:
+            lag = offset + start
+            best, alt = self.lib.repeats(song, start, len(x))
+            d["repeat_ncc"] = round(best, 3)
+            d["repeats_ms"] = [round(lag / SR * 1000 + a, 1) for a in alt]
         dl = dl or self.lib.download(song)
         rate = 48000 if rng.random() < 0.7 else 44100
         cap = self.out / "captures" / f"{cond}-{i:02d}.flac"
@@ -528,6 +801,10 @@ class Builder:
         return {
             "id": f"{cond}-{i:02d}",
             "condition": cond,
+            "song": cap_song,
+            "package": SONGS[cap_song].package,
+            "download_song": song,
+            "download_package": SONGS[song].package,
             "download": os.path.relpath(dl, self.out),
             "capture": os.path.relpath(cap, self.out),
             "lag_ms": None if lag is None else round(lag / SR * 1000, 4),
@@ -536,48 +813,93 @@ class Builder:
         }
 
 
+def plan(per: dict[str, int], songs: list[str]) -> list[tuple[str, int, str]]:
+    """(condition, index, song) for every pair: the conditions taken in turn, round by round,
+    and the songs dealt in turn over that order, so each song lands in several conditions."""
+    order = [(c, i) for i in range(max(per.values())) for c in CONDITIONS if i < per[c]]
+    return [(c, i, songs[k % len(songs)]) for k, (c, i) in enumerate(order)]
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=str(Path(__file__).resolve().parent / "data"))
     ap.add_argument("--seed", type=int, default=5)
-    ap.add_argument("--per", type=int, default=10, help="pairs per condition (noise*: 8 each, different: 16)")
+    ap.add_argument("--per", type=int, default=16,
+                    help="pairs per condition (noise*: 0.8x each, different: 1.6x); 16: 185 pairs")
+    ap.add_argument("--packages", default=",".join(MUSIC_PACKAGES), metavar="PKG[,PKG...]",
+                    help="build pairs only from the songs of these packages (default: all: %(default)s)")
     ap.add_argument("--only", nargs="*", help="build only these conditions")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
     args = ap.parse_args(argv)
 
+    packages = [p.strip() for p in args.packages.split(",") if p.strip()]
+    unknown = [p for p in packages if p not in MUSIC_PACKAGES]
+    if unknown or not packages:
+        raise SystemExit(f"--packages: unknown {', '.join(unknown) or '(none given)'}; "
+                         f"known: {', '.join(MUSIC_PACKAGES)}")
+    songs = [s for s in SONGS if SONGS[s].package in packages]
+    if args.only:
+        bad = [c for c in args.only if c not in CONDITIONS]
+        if bad:
+            raise SystemExit(f"--only: unknown {', '.join(bad)}; known: {', '.join(CONDITIONS)}")
     for tool in ("ffmpeg", "espeak-ng", "apt-get", "dpkg"):
         if not shutil.which(tool):
             raise SystemExit(f"{tool} is needed")
     t0 = time.monotonic()
     data = Path(args.data).resolve()
-    root = fetch(data)
+    root = fetch(data, [p for p in MUSIC_PACKAGES if p in packages] + [NOTIFY_PACKAGE])
     out = data / "corpus"
     if not args.only and out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
-    lib = Library(root, data, out)
-    log(f"loaded {len(lib.masters)} songs, {len(lib.notify)} notification sounds in {time.monotonic() - t0:.1f} s")
+    lib = Library(root, data, out, songs, args.jobs)
+    log(f"loaded {len(songs)} songs ({sum(lib.full_len.values()) / 60:.0f} min) of {len(packages)} packages, "
+        f"{len(lib.notify)} notification sounds in {time.monotonic() - t0:.1f} s")
     b = Builder(lib, args.seed, out)
     per = {c: args.per for c in CONDITIONS}
     for c in ("noise20", "noise10", "noise5", "noise0"):
         per[c] = max(2, args.per * 8 // 10)
     per["different"] = max(2, args.per * 16 // 10)
-    jobs = [(c, i) for c in CONDITIONS if not args.only or c in args.only for i in range(per[c])]
+    if not any(b.others(s) for s in songs):
+        log("one piece only: no different-song pairs")
+        per["different"] = 0
+    jobs = [j for j in plan(per, songs) if not args.only or j[0] in args.only]
     # the plain downloads first, in parallel (every condition shares them)
     with ThreadPoolExecutor(args.jobs) as ex:
-        list(ex.map(lib.download, list(SONGS)))
+        list(ex.map(lib.download, songs))
     log(f"downloads ready at {time.monotonic() - t0:.1f} s")
+    done = [0]
+    dlock = threading.Lock()
+
+    def one(job):
+        pair = b.build(*job)
+        with dlock:
+            done[0] += 1
+            if done[0] % 10 == 0 or done[0] == len(jobs):
+                log(f"{done[0]}/{len(jobs)} pairs at {time.monotonic() - t0:.1f} s")
+        return pair
+
     with ThreadPoolExecutor(args.jobs) as ex:
-        pairs = list(ex.map(lambda job: b.build(*job), jobs))
+        pairs = list(ex.map(one, jobs))
     manifest_path = out / "manifest.json"
+    song_info = {}
     if args.only and manifest_path.exists():
-        old = [p for p in json.loads(manifest_path.read_text())["pairs"] if p["condition"] not in args.only]
+        old_manifest = json.loads(manifest_path.read_text())
+        old = [p for p in old_manifest["pairs"] if p["condition"] not in args.only]
         pairs = old + pairs
         pairs.sort(key=lambda p: (CONDITIONS.index(p["condition"]), p["id"]))
+        song_info.update(old_manifest.get("songs", {}))
+    for k in songs:
+        song_info[k] = {"package": SONGS[k].package, "path": SONGS[k].path,
+                        "seconds_used": round(lib.full_len[k], 1),
+                        "cut_to_max": lib.truncated[k], "note": SONGS[k].note}
     manifest = {
         "seed": args.seed,
+        "per": args.per,
+        "packages": packages,
+        "max_song_seconds": MAX_SONG_SECONDS,
         "convention": "capture(t) ~= download(t + lag_ms); lag_ms null: different songs",
-        "songs": {k: {"path": v, "seconds_used": round(lib.full_len[k], 1)} for k, v in SONGS.items()},
+        "songs": song_info,
         "pairs": pairs,
     }
     manifest_path.write_text(json.dumps(manifest, indent=1))

@@ -102,6 +102,18 @@ def test_live_with_a_capture_file(media, capture_wav):
     assert "captured: lag" in r.stderr  # progress goes to stderr
 
 
+def test_live_with_a_hint(media, capture_wav):
+    r = cli("live", str(media["ogg"]), "--capture", str(capture_wav), "--json", "--hint", "12000",
+            "--hint-window", "1500")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["lag_ms"] == pytest.approx(12500.0, abs=1.0) and data["evidence"] > 0
+    for bad in (["--hint", "nan"], ["--hint-window", "0"], ["--hint-window", "-1"], ["--hint", "soon"]):
+        r = cli("live", str(media["ogg"]), "--capture", str(capture_wav), *bad)
+        assert r.returncode == 2 and r.stdout == "" and r.stderr.strip().splitlines()[-1].startswith(
+            ("audiosync: error:", "audiosync live: error:")), (bad, r.stderr)
+
+
 def test_python_m_audiosync(media, capture_wav):
     r = subprocess.run([sys.executable, "-m", "audiosync", "files", str(media["ogg"]), str(capture_wav), "--json"],
                        capture_output=True, text=True, timeout=60, cwd="/")

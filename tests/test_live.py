@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import http.server
 import logging
+import math
 import os
 import signal
 import subprocess
@@ -424,3 +426,118 @@ def _processes_with(text: str) -> list[int]:
             if comm == "ffmpeg" and text in cmd:
                 found.append(int(entry))
     return found
+
+
+# --- position hints ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", [
+    {"hint_ms": math.nan}, {"hint_ms": math.inf}, {"hint_ms": -math.inf}, {"hint_ms": "1000"},
+    {"hint_ms": True}, {"hint_ms": [1000]}, {"hint_window_ms": 0}, {"hint_window_ms": -5},
+    {"hint_window_ms": math.nan}, {"hint_window_ms": math.inf}, {"hint_window_ms": None},
+    {"hint_window_ms": "3000"}, {"max_download_s": 0}, {"max_download_s": math.nan}, {"max_download_s": None},
+])
+def test_hostile_hints_are_value_errors(media, bad):
+    name = next(iter(bad))
+    for call in (audiosync.sync, audiosync.get_lag, audiosync.SyncJob().sync):
+        with pytest.raises(ValueError, match=name):
+            call(str(media["ogg"]), capture=["-i", str(media["wav"])], **bad)
+    assert audiosync.status() == "idle"
+
+
+def test_a_wrong_hint_changes_no_answer(media, tmp_path):
+    """A hint far from the truth: the whole song is still searched, the answer is the truth."""
+    capture = write_wav(tmp_path / "capture.wav", cut(media["song"], 21.5, 12))
+    right = audiosync.sync(str(media["ogg"]), capture=["-i", str(capture)], hint_ms=21_000)
+    wrong = audiosync.sync(str(media["ogg"]), capture=["-i", str(capture)], hint_ms=3_000, hint_window_ms=500)
+    for result in (right, wrong):
+        assert result.confident and abs(result.lag_ms - 21_500) <= 1.0, result
+    # At the method: the narrower search of a right hint is worth more evidence, a wrong one none.
+    from audiosync.method import estimate, make_correlator
+
+    rate = 16000
+    song, sample = decode(media["ogg"], rate), decode(capture, rate)[: 3 * rate]
+    c = make_correlator(song, len(sample), "phat", rate)
+    plain = estimate(c, sample, "phat", rate, "live", 3.0)
+    hinted = estimate(c, sample, "phat", rate, "live", 3.0, window=(21_000 * 16, 22_000 * 16))
+    misled = estimate(c, sample, "phat", rate, "live", 3.0, window=(0, 1000 * 16))
+    assert plain.lag == hinted.lag == misled.lag == 21_500 * 16
+    assert hinted.evidence >= plain.evidence == misled.evidence
+
+
+def _throttled_server(path, bytes_per_s: float):
+    """Serve one file on 127.0.0.1 at ``bytes_per_s``, as a slow network does; returns (url, stop)."""
+    data = open(path, "rb").read()
+
+    class Slow(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "audio/wav")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            chunk = int(bytes_per_s / 20)
+            try:
+                for i in range(0, len(data), chunk):
+                    self.wfile.write(data[i : i + chunk])
+                    time.sleep(0.05)
+            except OSError:  # the client went away
+                pass
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, name="test-slow-http", daemon=True)
+    thread.start()
+
+    def stop():
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+    return f"http://127.0.0.1:{server.server_address[1]}/song.wav", stop
+
+
+@pytest.mark.timeout(120)
+def test_a_capture_ahead_of_the_download_waits_for_the_rest(media, tmp_path):
+    """The capture is read at once; the download arrives at twice real time, so at the first
+    intervals its decoded part does not reach the capture's place, and the song repeats itself
+    (the capture's passage also stands earlier). No confident answer before the rest is there."""
+    song = media["song"]
+    repeat = np.concatenate([song[: 30 * RATE], song[10 * RATE : 25 * RATE]])  # 30-45 s repeats 10-25 s
+    wav = write_wav(tmp_path / "song.wav", repeat)
+    capture = write_wav(tmp_path / "capture.wav", cut(song, 14.0, 10))  # the passage at 14 s (and 34 s)
+    url, stop = _throttled_server(wav, 2 * 2 * RATE)  # 16-bit mono: 2 bytes a sample, at twice real time
+    seen = []
+    try:
+        result = audiosync.sync(url, capture=["-i", str(capture)], on_progress=seen.append)
+    finally:
+        stop()
+    # An exact repeat: the place cannot be told, so nothing is confident; and never before the
+    # whole song was decoded.
+    assert not any(p.confident and p.downloaded_s < 44.0 for p in seen), seen
+    assert not result.confident or abs(result.lag_ms - 14_000) <= 1.0, result
+    assert any(p.downloaded_s < 30 for p in seen)  # the download really was behind at first
+
+
+@needs_pulse
+def test_desktop_capture_with_a_hint(media, http_base, pulse, play):
+    """Through a real PulseAudio null sink: the player's position as the hint."""
+    song = decode(media["ogg"])
+    start_s = 17.0
+    play(media["ogg"], "testsink", start_s)
+    cond = threading.Condition()
+    truth = Producer("truth", ["-f", "pulse", "-i", "testsink.monitor"], RATE, 40 * RATE, cond)
+    try:
+        result = audiosync.sync(f"{http_base}/song.ogg", capture="testsink.monitor",
+                                hint_ms=1000 * start_s + 500, hint_window_ms=2000)
+        with cond:
+            cond.wait_for(lambda: truth.count >= 8 * RATE or truth.done, timeout=20)
+    finally:
+        truth.stop()
+    assert result.confident and result.interval_s == 3.0, result
+    recorded = truth.buffer[: truth.count]
+    where, coefficient = cross_correlation(song, recorded[2 * RATE : 8 * RATE])
+    expected_ms = 1000 * (where - 2 * RATE) / RATE + 1000 * (result.capture_started - truth.anchor)
+    assert coefficient > 0.99 and abs(result.lag_ms - expected_ms) <= 50.0

@@ -326,14 +326,15 @@ def test_lag_range_limits_the_search():
 
 
 def _find_oracle(source, sample, n, lo, hi, guard):
-    """find()'s peak and second peak from numpy's circular correlation, lag by lag."""
+    """find()'s peak, second peak and RMS from numpy's circular correlation, lag by lag."""
     m, ns = len(source), len(sample)
     corr = np.fft.irfft(np.fft.rfft(source, n) * np.conj(np.fft.rfft(sample, n)), n)
     lags = np.arange(max(lo, -(ns - 2)), min(hi, m - 2, n - ns) + 1)
     values = np.abs(corr[lags % n])
     peak = int(np.argmax(values))
     far = np.abs(lags - lags[peak]) > guard
-    return {"lag": int(lags[peak]), "value": values[peak], "second": values[far].max(initial=0.0)}
+    return {"lag": int(lags[peak]), "value": values[peak], "second": values[far].max(initial=0.0),
+            "rms": np.sqrt(np.mean(values**2))}
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -356,5 +357,25 @@ def test_find_matches_an_oracle_lag_by_lag(seed):
         want = _find_oracle(source, sample, correlator.n, lo, hi, guard)
         got = correlator.find(sample, lags=(lo, hi), guard=guard)
         assert got.lag == want["lag"], (lo, hi, guard)
-        for key in ("value", "second"):
+        for key in ("value", "second", "rms"):
             assert getattr(got, key) == pytest.approx(want[key], rel=1e-9, abs=1e-9 * want["value"]), (key, lo, hi, guard)
+
+
+def test_each_kernel_status_has_its_own_error():
+    rng = np.random.default_rng(40)
+    source = rng.standard_normal(3000)
+    correlator = Correlator(source, linear=True)
+    peak = correlator.find(source[500:1500], guard=30)
+    assert (peak.lag, peak.coefficient) == (500, pytest.approx(1.0))
+    assert peak.prominence == peak.value / peak.second > 1
+    with pytest.raises(SilentInputError, match="silent"):
+        correlator.find(np.zeros(1000))
+    with pytest.raises(ValueError, match="no lag in the range") as caught:
+        correlator.find(source[:1000], lags=(10**6, 10**6 + 5))
+    assert not isinstance(caught.value, SilentInputError)
+    nan_weights = np.full(correlator.n // 2 + 1, np.nan, np.float32)
+    with pytest.raises(ValueError, match="no finite value") as caught:
+        correlator.find(source[:1000], weights=nan_weights, beta=1.0)
+    assert not isinstance(caught.value, SilentInputError)
+    with pytest.raises(ValueError, match="sample contains NaN"):
+        correlator.find(np.r_[source[:10], np.nan])

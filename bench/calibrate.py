@@ -1,0 +1,244 @@
+"""Fit the confidence threshold on some packages of the corpus and report on the others.
+
+Run (after ``python bench/corpus.py``; from a folder other than the repository root):
+
+    python bench/calibrate.py --save rows.json          # estimate every pair, ~10 min
+    python bench/calibrate.py --load rows.json          # fit and report again, instantly
+    python bench/calibrate.py --load rows.json --fit frozen-bubble-data,extremetuxracer-data
+
+For every pair of the manifest (download: the whole song; capture: 30-40 s)
+both decoded at 16 kHz mono as the package decodes them, it runs the
+project's method (:func:`audiosync.method.estimate`) on the capture's first
+T seconds for T in the live schedule (3, 6, 10, 15, 20, 30), against the
+whole download, as a live sync does once the download is complete:
+
+* ``start``: with no hint (the default schedule's window at the song's start);
+* ``hint``: with a hint within +-2 s of the truth (different songs: a hint
+  drawn at random in the song);
+* and offline, the whole capture (as ``sync_files``).
+
+Null pairs are added to the manifest's different-song pairs: every second
+matched capture against the download of another song of its own group (fit
+or held out).
+
+Each estimate keeps its lag, its evidence (``-log10`` of its chance, the
+quantity that the confidence maps) and its prominence, and, for the rule
+the package had before (the prominence of the unmasked phase transform over
+thresholds 2.0 at 3 s, 1.9 at 6 s, 1.6 from 10 s, 1.5 offline), its own
+estimate on the same audio.
+
+The fit: on the fit packages only, the threshold ``EVIDENCE_95`` is the
+largest evidence of any estimate that is wrong (more than 10 ms off) or
+made on a different song, times ``--margin`` (1.25). The report, on the
+held-out packages (never used to fit), per rule: the share of matched pairs
+confident and right within 10 ms (and 1 ms offline), confident and wrong,
+confident on different songs, and the decision (the first T confident) as
+median and 90th percentile. The threshold written in audiosync/method.py is
+printed next to the fitted one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from audiosync import ffmpeg
+from audiosync import method as M
+
+RATE = 16000
+SCHEDULE = (3, 6, 10, 15, 20, 30)
+HINT_WINDOW_MS = 3000.0
+TOL_MS, FINE_MS = 10.0, 1.0
+MODES = ("start", "hint")
+# The rule before this work: prominence thresholds per capture length (README of issue 5).
+OLD_LIVE = ((3.0, 2.0), (6.0, 1.9), (math.inf, 1.6))
+OLD_OFFLINE = 1.5
+DEFAULT_MANIFEST = Path(__file__).resolve().parent / "data" / "corpus" / "manifest.json"
+DEFAULT_FIT = ("frozen-bubble-data", "extremetuxracer-data", "lincity-ng-data", "fb-music-high")
+
+
+def old_threshold(seconds: float | None) -> float:
+    if seconds is None:
+        return OLD_OFFLINE
+    return next(t for upto, t in OLD_LIVE if seconds <= upto + 1e-9)
+
+
+def old_prominence(correlator, sample: np.ndarray) -> tuple[int, float, float]:
+    """The previous rule's estimate: the phase transform over the whole 0-8 kHz band, its prominence."""
+    n, m = len(sample), correlator.source.shape[0]
+    overlap = min(int(M.MIN_OVERLAP_S * RATE), n, m)
+    try:
+        peak = correlator.find(sample, lags=(-(n - overlap), m - overlap), weights=M._band(correlator.n, RATE),
+                               beta=1.0, guard=int(round(M.GUARD_S * RATE)))
+    except ValueError:
+        return 0, 0.0, 0.0
+    return peak.lag, peak.fraction, peak.prominence
+
+
+def estimate_pair(pair: dict, base: Path, rng: np.random.Generator, download: dict | None = None) -> list[dict]:
+    """The rows of one pair; with ``download`` (another pair), its capture against that pair's
+    download instead: a null pair (different songs) of the same packages."""
+    dl = ffmpeg.decode(str(base / (download or pair)["download"]), RATE)
+    cap = ffmpeg.decode(str(base / pair["capture"]), RATE)
+    truth = None if download else pair["lag_ms"]
+    song_ms = 1000.0 * len(dl) / RATE
+    if truth is None:
+        hint_ms = float(rng.uniform(0, song_ms))
+    else:
+        hint_ms = truth + float(rng.uniform(-2000.0, 2000.0))
+    correlator = M.make_correlator(dl, min(len(dl), int(max(SCHEDULE) * RATE), len(cap)), "phat", RATE)
+    rows = []
+    lengths = [t for t in SCHEDULE if t * RATE <= len(cap)] + [None]
+    for seconds in lengths:
+        sample = cap if seconds is None else cap[: int(seconds * RATE)]
+        if seconds is None:
+            correlator_here = M.make_correlator(dl, len(sample), "phat", RATE) if len(sample) > correlator.max_sample_length \
+                else correlator
+        else:
+            correlator_here = correlator
+        old_lag, old_fraction, old_prom = old_prominence(correlator_here, sample)
+        for mode in (("offline",) if seconds is None else MODES):
+            h = hint_ms if mode == "hint" else 0.0
+            window = (int(math.floor((h - HINT_WINDOW_MS) * RATE / 1000)), int(math.ceil((h + HINT_WINDOW_MS) * RATE / 1000)))
+            est = M.estimate(correlator_here, sample, "phat", RATE, "live" if seconds else "offline",
+                             seconds or math.inf, window=None if mode == "offline" else window)
+            rows.append({
+                "id": pair["id"] + (f"~{download['id']}" if download else ""),
+                "condition": "null" if download else pair["condition"], "package": pair.get("package"),
+                "download_package": (download or pair).get("download_package", (download or pair).get("package")),
+                "truth_ms": truth, "seconds": seconds, "mode": mode,
+                "lag_ms": est.lag_ms(RATE), "evidence": est.evidence, "prominence": est.prominence,
+                "coefficient": est.coefficient,
+                "old_lag_ms": 1000.0 * (old_lag + old_fraction) / RATE, "old_prominence": old_prom,
+            })
+    return rows
+
+
+def verdict(row: dict, rule: str, evidence_95: float) -> tuple[bool, float]:
+    """(confident, lag_ms) of a row under a rule: "new" (evidence) or "old" (prominence)."""
+    if rule == "old":
+        return row["old_prominence"] >= old_threshold(row["seconds"]), row["old_lag_ms"]
+    return row["evidence"] >= evidence_95, row["lag_ms"]
+
+
+def fit(rows: list[dict], margin: float) -> tuple[float, dict | None]:
+    worst, which = 0.0, None
+    for r in rows:
+        wrong = r["truth_ms"] is None or abs(r["lag_ms"] - r["truth_ms"]) > TOL_MS
+        if wrong and r["evidence"] > worst:
+            worst, which = r["evidence"], r
+    return worst * margin, which
+
+
+def _pct(a: int, b: int) -> str:
+    return f"{100.0 * a / b:5.1f}%" if b else "   - "
+
+
+def report(rows: list[dict], rule: str, evidence_95: float, title: str) -> None:
+    print(f"\n{title}")
+    print(f"{'mode':8} {'pairs':>5} {'right<=10ms':>11} {'right<=1ms':>10} {'wrong':>5} {'diff.conf':>9} "
+          f"{'decision median':>15} {'p90':>5} {'at 3 s':>7}")
+    for mode in (*MODES, "offline"):
+        sel = [r for r in rows if r["mode"] == mode]
+        by_pair: dict[str, list[dict]] = {}
+        for r in sel:
+            by_pair.setdefault(r["id"], []).append(r)
+        matched = [rs for rs in by_pair.values() if rs[0]["truth_ms"] is not None]
+        different = [rs for rs in by_pair.values() if rs[0]["truth_ms"] is None]
+        right = fine = wrong = at3 = 0
+        decisions = []
+        for rs in matched:
+            rs = sorted(rs, key=lambda r: r["seconds"] or 0)
+            for r in rs:
+                confident, lag = verdict(r, rule, evidence_95)
+                if confident:
+                    err = abs(lag - r["truth_ms"])
+                    if err <= TOL_MS:
+                        right += 1
+                        fine += err <= FINE_MS
+                        decisions.append(r["seconds"] or 0)
+                        at3 += r["seconds"] == 3
+                    else:
+                        wrong += 1
+                    break
+            else:
+                decisions.append(math.inf)
+        diff_conf = sum(any(verdict(r, rule, evidence_95)[0] for r in rs) for rs in different)
+        finite = sorted(decisions)
+        median = statistics.median(finite) if finite else math.nan
+        p90 = finite[min(len(finite) - 1, int(math.ceil(0.9 * len(finite))) - 1)] if finite else math.nan
+        fmt = lambda v: "never" if v == math.inf else ("-" if v != v else f"{v:g} s")  # noqa: E731
+        print(f"{mode:8} {len(matched):5d} {_pct(right, len(matched)):>11} {_pct(fine, len(matched)):>10} "
+              f"{wrong:5d} {diff_conf:>4d}/{len(different):<4d} {fmt(median) if mode != 'offline' else '':>15} "
+              f"{fmt(p90) if mode != 'offline' else '':>5} {_pct(at3, len(matched)) if mode != 'offline' else '':>7}")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--manifest", default=str(DEFAULT_MANIFEST))
+    ap.add_argument("--save", help="write the estimates to this JSON file")
+    ap.add_argument("--load", help="read estimates saved by --save instead of estimating")
+    ap.add_argument("--fit", default=",".join(DEFAULT_FIT), help="packages to fit on (the rest is held out)")
+    ap.add_argument("--margin", type=float, default=1.25)
+    ap.add_argument("--seed", type=int, default=12)
+    ap.add_argument("--null-every", type=int, default=2, help="one null pair per this many matched pairs")
+    args = ap.parse_args(argv)
+    if args.load:
+        rows = json.loads(Path(args.load).read_text())["rows"]
+    else:
+        manifest = Path(args.manifest)
+        pairs = json.loads(manifest.read_text())["pairs"]
+        rng = np.random.default_rng(args.seed)
+        rows = []
+        t0 = time.monotonic()
+        # Null pairs besides the manifest's different songs: every --null-every'th matched
+        # capture against the download of a different song of its own group (fit or held out).
+        fit_set = set(filter(None, args.fit.split(",")))
+        matched = [p for p in pairs if p["lag_ms"] is not None]
+        nulls = []
+        for k, p in enumerate(matched[:: args.null_every]):
+            group = [q for q in matched if (q.get("package") in fit_set) == (p.get("package") in fit_set)
+                     and q.get("song", q["download"]) != p.get("song", p["download"])
+                     and q["condition"] != "intro"]
+            if group:
+                nulls.append((p, group[(k * 7) % len(group)]))
+        jobs = [(p, None) for p in pairs] + nulls
+        for i, (pair, other) in enumerate(jobs):
+            rows += estimate_pair(pair, manifest.parent, rng, other)
+            print(f"\r{i + 1}/{len(jobs)} pairs, {time.monotonic() - t0:.0f} s", end="", file=sys.stderr, flush=True)
+        print(file=sys.stderr)
+        if args.save:
+            Path(args.save).write_text(json.dumps({"rows": rows}))
+    fit_packages = set(filter(None, args.fit.split(",")))
+
+    def in_fit(r: dict) -> bool:
+        return r["package"] in fit_packages and r["download_package"] in fit_packages
+
+    def held_out(r: dict) -> bool:
+        return r["package"] not in fit_packages and r["download_package"] not in fit_packages
+
+    fit_rows, test_rows = [r for r in rows if in_fit(r)], [r for r in rows if held_out(r)]
+    fitted, worst = fit(fit_rows, args.margin)
+    print(f"fit packages: {', '.join(sorted(fit_packages))} ({len({r['id'] for r in fit_rows})} pairs); "
+          f"held out: {', '.join(sorted({r['package'] for r in test_rows}))} ({len({r['id'] for r in test_rows})} pairs)")
+    if worst:
+        print(f"largest evidence of a wrong or different-song estimate on the fit packages: {worst['evidence']:.2f} "
+              f"({worst['id']}, {worst['mode']}, {worst['seconds']} s, condition {worst['condition']})")
+    print(f"fitted EVIDENCE_95 = {fitted:.2f} (margin {args.margin}); in audiosync/method.py: {M.EVIDENCE_95}")
+    for rule, e95 in (("new", M.EVIDENCE_95), ("old", None)):
+        name = (f"evidence >= {e95:g} (this package)" if rule == "new"
+                else "prominence >= 2.0/1.9/1.6, offline 1.5 (before)")
+        report(test_rows, rule, e95 or 0.0, f"held-out packages, rule: {name}")
+        report(fit_rows, rule, e95 or 0.0, f"fit packages, rule: {name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
