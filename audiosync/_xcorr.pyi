@@ -8,8 +8,8 @@ import numpy.typing as npt
 from audiosync._planner import Plans
 
 _Samples = npt.NDArray[np.float64] | npt.NDArray[np.float32] | npt.NDArray[np.int16]
-# lag, fraction, coefficient, value, second, rms: the fields of audiosync.xcorr.Peak
-_Found = tuple[int, float, float, float, float, float]
+# lag, fraction, coefficient, value, second, second_lag, rms: the fields of audiosync.xcorr.Peak
+_Found = tuple[int, float, float, float, float, int, float]
 
 OK: Literal[0]
 SOURCE_NOT_FINITE: Literal[1]

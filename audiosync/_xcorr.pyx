@@ -316,6 +316,7 @@ cdef struct Found:
     double coefficient  # Pearson over the overlap at lag
     double value        # |r| at the peak
     double second       # largest |r| more than guard samples from the peak
+    Py_ssize_t second_lag  # its lag (the peak's own lag when there is none)
     double rms          # root mean square of r over the searched lags
 
 
@@ -473,13 +474,14 @@ cdef int _settle_near_ties(const real_t *source, Py_ssize_t m, const real_t *sam
 
 
 cdef double _second_peak(const fft_t *r, const Lags *lags, const double *bmax, Py_ssize_t lag,
-                         Py_ssize_t guard, Py_ssize_t n) noexcept nogil:
-    """The largest |r| more than guard samples (in lag) from lag: whole
-    blocks outside the guard zone by their maximum, the blocks it cuts
-    element by element. Within a range the lag is k, or k - n, so the zone
-    is one index interval in each."""
-    cdef Py_ssize_t q, k, kb, ke, d, shift, j = 0
-    cdef double v, second = 0.0
+                         Py_ssize_t guard, Py_ssize_t n, Py_ssize_t *where) noexcept nogil:
+    """The largest |r| more than guard samples (in lag) from lag, and its
+    lag in where: whole blocks outside the guard zone by their maximum (the
+    winning block read again for its index), the blocks it cuts element by
+    element. Within a range the lag is k, or k - n, so the zone is one
+    index interval in each."""
+    cdef Py_ssize_t q, k, kb, ke, d, shift, j = 0, at = -1, block_at = -1
+    cdef double v, second = 0.0, block_best = 0.0
     cdef int i
     for i in range(2):
         shift = 0 if i == 0 else n
@@ -489,6 +491,7 @@ cdef double _second_peak(const fft_t *r, const Lags *lags, const double *bmax, P
             if ke - 1 < lag - guard + shift or kb > lag + guard + shift:
                 if bmax[j] > second:
                     second = bmax[j]
+                    block_at, block_best, at = kb, bmax[j], -1
             else:
                 for k in range(kb, ke):
                     d = k - shift - lag
@@ -496,7 +499,13 @@ cdef double _second_peak(const fft_t *r, const Lags *lags, const double *bmax, P
                         v = fabs(r[k])
                         if v > second:
                             second = v
+                            at, block_at = k, -1
             j += 1
+    if block_at >= 0:  # the best was a whole block's maximum: find it in the block
+        at = block_at
+        while fabs(r[at]) != block_best:
+            at += 1
+    where[0] = at
     return second
 
 
@@ -520,7 +529,7 @@ cdef int _correlate(const real_t *source, Py_ssize_t m, const real_t *sample, Py
     cdef Lags lags
     cdef double sample_sumsq, best, tol, sumsq = 0.0
     cdef double *bmax
-    cdef Py_ssize_t peak = 0
+    cdef Py_ssize_t peak = 0, second_at = -1
     cdef int status
     if _load(sample, ns, a, s.n, &sample_sumsq, s.fade):
         return ST_SAMPLE_NOT_FINITE
@@ -542,7 +551,8 @@ cdef int _correlate(const real_t *source, Py_ssize_t m, const real_t *sample, Py
     if status == ST_OK:
         found.lag = _lag_of(peak, s.n, ns)
         found.value = fabs(a[peak]) / s.n
-        found.second = _second_peak(a, &lags, bmax, found.lag, s.guard, s.n) / s.n
+        found.second = _second_peak(a, &lags, bmax, found.lag, s.guard, s.n, &second_at) / s.n
+        found.second_lag = found.lag if second_at < 0 else _lag_of(second_at, s.n, ns)
         found.fraction = _fraction(a, peak, s.n)
         found.rms = sqrt(sumsq / lags.count) / s.n
     free(bmax)
@@ -607,7 +617,7 @@ def spectrum(const real_t[::1] source, Py_ssize_t n, bint single, object owner, 
 def correlate(Spectrum spec, const real_t[::1] source, const real_t[::1] sample,
               Py_ssize_t lo, Py_ssize_t hi, bint refine,
               const float[:] weights=None, double beta=0.0, Py_ssize_t guard=0):
-    """Return (status, (lag, fraction, coefficient, value, second, rms)) of ``sample``
+    """Return (status, (lag, fraction, coefficient, value, second, second_lag, rms)) of ``sample``
     against the source of ``spec``: the fields of ``audiosync.xcorr.Peak``.
 
     ``source`` must be the samples ``spec`` was made from, of the sample's
@@ -620,7 +630,7 @@ def correlate(Spectrum spec, const real_t[::1] source, const real_t[::1] sample,
     cdef Found found
     cdef Search search
     cdef int status
-    found.lag = 0
+    found.lag = found.second_lag = 0
     found.fraction = found.coefficient = found.value = found.second = found.rms = 0.0
     if source.shape[0] != spec.m or sample.shape[0] > n or sample.shape[0] < 2:
         raise ValueError("the source is not the spectrum's, or the sample does not fit")
@@ -654,4 +664,4 @@ def correlate(Spectrum spec, const real_t[::1] source, const real_t[::1] sample,
     finally:
         _give(a, elem * n)
         _give(b, elem * 2 * (n // 2 + 1))
-    return status, (found.lag, found.fraction, found.coefficient, found.value, found.second, found.rms)
+    return status, (found.lag, found.fraction, found.coefficient, found.value, found.second, found.second_lag, found.rms)

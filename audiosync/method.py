@@ -7,7 +7,7 @@ noise vote), with 50 ms fades at the cut edges, and a parabola for
 sub-sample lags.
 
 The confidence says how unlikely the answer is to be chance, for this
-search (bench/calibrate.py, README "How the answer is decided"). Three
+search (bench/calibrate.py, README "How the answer is decided"). Two
 tests, each a probability that chance alone explains what was found:
 
 * the peak: the peak over the RMS of the correlation across the searched
@@ -21,14 +21,16 @@ tests, each a probability that chance alone explains what was found:
   two normalised power spectra): the phase transform alone can lock onto a
   faint band that matches while the music does not.
 
-* the place: the second-best place (more than 30 ms away) must stand far
-  enough below the peak, in units of that RMS, that noise cannot have
-  swapped them; an exactly repeated passage gives no evidence for either.
-
-The evidence is ``-log10`` of the largest of the three chances; ``EVIDENCE_95``
+The evidence is ``-log10`` of the larger of the two chances; ``EVIDENCE_95``
 decades (fitted on some packages of the corpus, reported on the others)
 read as confidence 0.95, the same promise at every capture length, search
-width and bandwidth. The seed method is the original one: raw
+width and bandwidth. Chance is not the only way to be wrong: a passage
+that the song repeats matches twice. So the place must also stand out:
+its prominence (the peak over the best place more than 30 ms away) must
+reach ``PROMINENCE_95`` to read 0.95, and the best other place's waveform
+must not match better than the peak's (the phase transform can prefer a
+louder near-copy to the exact one). The confidence is the lesser of the two
+readings. The seed method is the original one: raw
 cross-correlation, |Pearson| at the peak as confidence.
 """
 
@@ -56,6 +58,9 @@ EMPTY_BAND_DB = 50.0   # a band this far below the capture's loudest one is empt
 # The evidence, in decades (-log10 of the chance), that reads as confidence 0.95: fitted on
 # the corpus's fit packages (bench/calibrate.py) so that no unrelated audio reached it.
 EVIDENCE_95 = 8.0
+# The prominence (peak over the best place more than 30 ms away) that reads as 0.95: below
+# it two places of the song match alike (a repeated passage), fitted likewise on wrong answers.
+PROMINENCE_95 = 1.3
 # A capture shorter than this is reported but never confident (custom schedules).
 MIN_CONFIDENT_S = 3.0
 
@@ -90,6 +95,20 @@ def confidence_of(evidence: float, evidence_95: float = EVIDENCE_95) -> float:
     return max(0.0, 1.0 - 0.05 * evidence_95 / evidence)
 
 
+def prominence_confidence(prominence: float, limit: float | None = None) -> float:
+    """Map the peak's prominence to [0, 1] so that ``PROMINENCE_95`` reads 0.95.
+
+    ``1 - 0.05 (T - 1) / (p - 1)``: 0 at p <= 1 (another place is as good),
+    0.95 at the threshold T, approaching 1 as the peak stands further out.
+    """
+    limit = PROMINENCE_95 if limit is None else limit
+    if not prominence > 1.0:
+        return 0.0
+    if math.isinf(prominence):
+        return 1.0
+    return max(0.0, 1.0 - 0.05 * (limit - 1.0) / (prominence - 1.0))
+
+
 def _log10_erfc(x: float) -> float:
     """log10(erfc(x)), also far beyond where erfc underflows."""
     if x < 25.0:
@@ -103,19 +122,6 @@ def peak_evidence(value: float, rms: float, independent_lags: float) -> float:
         return 0.0
     z = value / rms
     return max(0.0, -(math.log10(max(independent_lags, 1.0)) + _log10_erfc(z / math.sqrt(2.0))))
-
-
-def separation_evidence(value: float, second: float, rms: float) -> float:
-    """-log10 of the chance that the second-best place is the right one and lost by noise.
-
-    Both peaks carry noise of the correlation's RMS: their difference in
-    RMS units, ``d``, is exceeded by chance with probability ``erfc(d / 2) / 2``.
-    An exactly repeated passage gives ``d`` near 0: no evidence for either place.
-    """
-    if not rms > 0:
-        return 0.0
-    d = (value - second) / rms
-    return max(0.0, -(_log10_erfc(d / 2.0) - math.log10(2.0))) if d > 0 else 0.0
 
 
 def _band_powers(x: np.ndarray, top: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
@@ -185,6 +191,15 @@ def _weights(correlator: Correlator, sample: np.ndarray, rate: int) -> np.ndarra
     return np.where(empty[index], np.float32(0), band)
 
 
+def _pearson(x: np.ndarray, y: np.ndarray) -> float:
+    if len(x) < 2:
+        return -1.0
+    x = np.asarray(x, np.float64) - np.mean(x)
+    y = np.asarray(y, np.float64) - np.mean(y)
+    den = math.sqrt(float(np.dot(x, x)) * float(np.dot(y, y)))
+    return float(np.dot(x, y)) / den if den > 0 else -1.0
+
+
 def _overlap(source: np.ndarray, sample: np.ndarray, lag: int) -> tuple[np.ndarray, np.ndarray]:
     """The parts of sample and source that meet at lag: sample[i] ~ source[i + lag]."""
     start = max(0, -lag)
@@ -224,9 +239,13 @@ def estimate(correlator: Correlator, sample: np.ndarray, method: str, rate: int,
     # Lags closer than the band's resolution are not independent.
     share = float(np.count_nonzero(weights)) / len(weights)
     evidence = min(peak_evidence(peak.value, peak.rms, searched * share),
-                   separation_evidence(peak.value, peak.second, peak.rms),
                    waveform_evidence(peak.coefficient, *_overlap(correlator.source, sample, peak.lag)))
-    confidence = confidence_of(evidence)
+    confidence = min(confidence_of(evidence), prominence_confidence(peak.prominence))
+    if peak.second_lag != peak.lag and _pearson(*_overlap(correlator.source, sample, peak.second_lag)) \
+            > peak.coefficient:
+        # The second place's waveform matches better than the peak's: the phase
+        # transform preferred a louder near-copy. Not this place, not yet.
+        confidence = min(confidence, 0.5)
     if mode == "live" and n < MIN_CONFIDENT_S * rate - 1:
         confidence = min(confidence, 0.5)
     return Estimate(peak.lag, peak.fraction, peak.coefficient, peak.prominence, confidence, evidence)

@@ -42,6 +42,8 @@ class Peak(NamedTuple):
     """|r| at the peak, divided by the transform size."""
     second: float
     """The largest |r| more than ``guard`` samples from the peak, likewise scaled."""
+    second_lag: int
+    """Where that second peak is (the peak's own lag when no lag lies outside the guard)."""
     rms: float
     """The root mean square of r over the searched lags, likewise scaled: the chance level."""
 

@@ -27,9 +27,11 @@ the package had before (the prominence of the unmasked phase transform over
 thresholds 2.0 at 3 s, 1.9 at 6 s, 1.6 from 10 s, 1.5 offline), its own
 estimate on the same audio.
 
-The fit: on the fit packages only, the threshold ``EVIDENCE_95`` is the
-largest evidence of any estimate that is wrong (more than 10 ms off) or
-made on a different song, times ``--margin`` (1.25). The report, on the
+The fit, on the fit packages only: ``EVIDENCE_95`` is the largest evidence
+of any estimate on a different song (or a null pair), times ``--margin``
+(1.25); then ``PROMINENCE_95`` is the largest prominence of a wrong
+estimate (more than 10 ms off) on a matched pair that passed that evidence,
+its excess over 1 times the margin. The report, on the
 held-out packages (never used to fit), per rule: the share of matched pairs
 confident and right within 10 ms (and 1 ms offline), confident and wrong,
 confident on different songs, and the decision (the first T confident) as
@@ -109,39 +111,52 @@ def estimate_pair(pair: dict, base: Path, rng: np.random.Generator, download: di
             window = (int(math.floor((h - HINT_WINDOW_MS) * RATE / 1000)), int(math.ceil((h + HINT_WINDOW_MS) * RATE / 1000)))
             est = M.estimate(correlator_here, sample, "phat", RATE, "live" if seconds else "offline",
                              seconds or math.inf, window=None if mode == "offline" else window)
+            conf_e, conf_p = M.confidence_of(est.evidence), M.prominence_confidence(est.prominence)
             rows.append({
                 "id": pair["id"] + (f"~{download['id']}" if download else ""),
                 "condition": "null" if download else pair["condition"], "package": pair.get("package"),
                 "download_package": (download or pair).get("download_package", (download or pair).get("package")),
                 "truth_ms": truth, "seconds": seconds, "mode": mode,
                 "lag_ms": est.lag_ms(RATE), "evidence": est.evidence, "prominence": est.prominence,
-                "coefficient": est.coefficient,
+                "coefficient": est.coefficient, "confidence": est.confidence,
+                # the second place's waveform matched better: never confident
+                "guard": est.confidence < min(conf_e, conf_p) - 1e-9,
                 "old_lag_ms": 1000.0 * (old_lag + old_fraction) / RATE, "old_prominence": old_prom,
             })
     return rows
 
 
-def verdict(row: dict, rule: str, evidence_95: float) -> tuple[bool, float]:
-    """(confident, lag_ms) of a row under a rule: "new" (evidence) or "old" (prominence)."""
+def verdict(row: dict, rule: str, limits: tuple[float, float]) -> tuple[bool, float]:
+    """(confident, lag_ms) of a row under a rule: "new" (evidence and prominence) or "old" (prominence)."""
     if rule == "old":
         return row["old_prominence"] >= old_threshold(row["seconds"]), row["old_lag_ms"]
-    return row["evidence"] >= evidence_95, row["lag_ms"]
+    evidence_95, prominence_95 = limits
+    short = row["seconds"] is not None and row["seconds"] < M.MIN_CONFIDENT_S
+    return (row["evidence"] >= evidence_95 and row["prominence"] >= prominence_95 and not row["guard"]
+            and not short), row["lag_ms"]
 
 
-def fit(rows: list[dict], margin: float) -> tuple[float, dict | None]:
-    worst, which = 0.0, None
-    for r in rows:
-        wrong = r["truth_ms"] is None or abs(r["lag_ms"] - r["truth_ms"]) > TOL_MS
-        if wrong and r["evidence"] > worst:
-            worst, which = r["evidence"], r
-    return worst * margin, which
+def _wrong(r: dict) -> bool:
+    return r["truth_ms"] is None or abs(r["lag_ms"] - r["truth_ms"]) > TOL_MS
+
+
+def fit(rows: list[dict], margin: float) -> tuple[tuple[float, float], list[dict]]:
+    """EVIDENCE_95: above every unrelated-audio estimate (different songs, nulls); then
+    PROMINENCE_95: above every wrong estimate on matched pairs that passed the evidence."""
+    unrelated = [r for r in rows if r["truth_ms"] is None]
+    worst_e = max(unrelated, key=lambda r: r["evidence"], default=None)
+    e95 = (worst_e["evidence"] if worst_e else 0.0) * margin
+    wrong = [r for r in rows if r["truth_ms"] is not None and _wrong(r) and r["evidence"] >= e95 and not r["guard"]]
+    worst_p = max(wrong, key=lambda r: r["prominence"], default=None)
+    p95 = 1.0 + ((worst_p["prominence"] if worst_p else 1.0) - 1.0) * margin
+    return (e95, max(p95, 1.05)), [r for r in (worst_e, worst_p) if r]
 
 
 def _pct(a: int, b: int) -> str:
     return f"{100.0 * a / b:5.1f}%" if b else "   - "
 
 
-def report(rows: list[dict], rule: str, evidence_95: float, title: str) -> None:
+def report(rows: list[dict], rule: str, limits: tuple[float, float], title: str) -> None:
     print(f"\n{title}")
     print(f"{'mode':8} {'pairs':>5} {'right<=10ms':>11} {'right<=1ms':>10} {'wrong':>5} {'diff.conf':>9} "
           f"{'decision median':>15} {'p90':>5} {'at 3 s':>7}")
@@ -157,7 +172,7 @@ def report(rows: list[dict], rule: str, evidence_95: float, title: str) -> None:
         for rs in matched:
             rs = sorted(rs, key=lambda r: r["seconds"] or 0)
             for r in rs:
-                confident, lag = verdict(r, rule, evidence_95)
+                confident, lag = verdict(r, rule, limits)
                 if confident:
                     err = abs(lag - r["truth_ms"])
                     if err <= TOL_MS:
@@ -170,7 +185,7 @@ def report(rows: list[dict], rule: str, evidence_95: float, title: str) -> None:
                     break
             else:
                 decisions.append(math.inf)
-        diff_conf = sum(any(verdict(r, rule, evidence_95)[0] for r in rs) for rs in different)
+        diff_conf = sum(any(verdict(r, rule, limits)[0] for r in rs) for rs in different)
         finite = sorted(decisions)
         median = statistics.median(finite) if finite else math.nan
         p90 = finite[min(len(finite) - 1, int(math.ceil(0.9 * len(finite))) - 1)] if finite else math.nan
@@ -225,18 +240,21 @@ def main(argv=None) -> int:
         return r["package"] not in fit_packages and r["download_package"] not in fit_packages
 
     fit_rows, test_rows = [r for r in rows if in_fit(r)], [r for r in rows if held_out(r)]
-    fitted, worst = fit(fit_rows, args.margin)
+    (e95, p95), worst = fit(fit_rows, args.margin)
     print(f"fit packages: {', '.join(sorted(fit_packages))} ({len({r['id'] for r in fit_rows})} pairs); "
           f"held out: {', '.join(sorted({r['package'] for r in test_rows}))} ({len({r['id'] for r in test_rows})} pairs)")
-    if worst:
-        print(f"largest evidence of a wrong or different-song estimate on the fit packages: {worst['evidence']:.2f} "
-              f"({worst['id']}, {worst['mode']}, {worst['seconds']} s, condition {worst['condition']})")
-    print(f"fitted EVIDENCE_95 = {fitted:.2f} (margin {args.margin}); in audiosync/method.py: {M.EVIDENCE_95}")
-    for rule, e95 in (("new", M.EVIDENCE_95), ("old", None)):
-        name = (f"evidence >= {e95:g} (this package)" if rule == "new"
-                else "prominence >= 2.0/1.9/1.6, offline 1.5 (before)")
-        report(test_rows, rule, e95 or 0.0, f"held-out packages, rule: {name}")
-        report(fit_rows, rule, e95 or 0.0, f"fit packages, rule: {name}")
+    for w in worst:
+        print(f"  worst on the fit packages: {w['id']} ({w['mode']}, {w['seconds']} s, {w['condition']}): "
+              f"evidence {w['evidence']:.2f}, prominence {w['prominence']:.3f}")
+    print(f"fitted EVIDENCE_95 = {e95:.2f}, PROMINENCE_95 = {p95:.3f} (margin {args.margin}); "
+          f"in audiosync/method.py: {M.EVIDENCE_95}, {M.PROMINENCE_95}")
+    package = (M.EVIDENCE_95, M.PROMINENCE_95)
+    for rule, limits, name in (
+            ("new", package, f"evidence >= {package[0]:g} and prominence >= {package[1]:g} (the package's)"),
+            ("new", (e95, p95), f"evidence >= {e95:.2f} and prominence >= {p95:.3f} (fitted now)"),
+            ("old", (0.0, 0.0), "prominence >= 2.0/1.9/1.6, offline 1.5 (before)")):
+        report(test_rows, rule, limits, f"held-out packages, rule: {name}")
+        report(fit_rows, rule, limits, f"fit packages, rule: {name}")
     return 0
 
 

@@ -65,8 +65,9 @@ its direct path at 0 (a speaker 1 m away would add 2.9 ms).
 Loops make some truths ambiguous: for every matched pair, ``details.repeat_ncc``
 is the highest normalized correlation (8 kHz mono, clean song) of the capture's
 stretch of the song with any other position of the song at least 30 ms away, and
-``details.repeats_ms`` the other lags (±0.1 ms) where it is >= 0.95: there the
-capture's music recurs (nearly) exactly, and a method cannot tell them apart.
+``details.repeats_ms`` the other lags (±0.1 ms; the best 100, ``repeats_n`` counts
+them all) where it is >= 0.95: there the capture's music recurs (nearly) exactly,
+and a method cannot tell them apart.
 For different-song pairs ``details.download_match_ncc`` is the same measure
 against the download's song (it should be low).
 
@@ -102,6 +103,7 @@ CAPTURE_S = (30.0, 40.0)
 NOTIFY_PACKAGE = "sound-theme-freedesktop"
 REPEAT_SR = 8000  # rate of the loop analysis (repeat_ncc, repeats_ms)
 REPEAT_MIN = 0.95
+REPEATS_KEPT = 100  # at most this many of them (the best) in repeats_ms
 
 
 class Song(NamedTuple):
@@ -356,13 +358,17 @@ def ncc(x: np.ndarray, seg: np.ndarray) -> np.ndarray:
 class Library:
     """Masters (decoded songs at 44.1 kHz stereo), player encodes, downloads, speech, notifications.
 
-    The masters and the player's decodes are cached as .npy under DATA/cache and memory-mapped
-    (3 h of music: 4 GB a version)."""
+    The masters and the player's decodes are written as .npy under DATA/cache/decoded and
+    memory-mapped (3 h 18 min of music: 4.2 GB a version), and removed by close()."""
 
     def __init__(self, root: Path, data: Path, out: Path, songs: list[str], jobs: int = 2):
         self.root = root
         self.cache = data / "cache"
         self.cache.mkdir(parents=True, exist_ok=True)
+        # decoded audio (float32, memory-mapped): several GB, removed by close()
+        self.scratch = self.cache / "decoded"
+        shutil.rmtree(self.scratch, ignore_errors=True)
+        self.scratch.mkdir()
         self.out = out
         self.songs = songs
         self.masters: dict[str, np.ndarray] = {}
@@ -382,8 +388,14 @@ class Library:
             if f.stat().st_size > 0 and not f.name.startswith("audio-channel"):
                 self.notify.append((f.stem, decode(f)))
 
+    def close(self) -> None:
+        """Remove the decoded audio (the player's MP3/AAC encodes stay in the cache)."""
+        self.masters.clear()
+        self._player.clear()
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
     def _master(self, name: str) -> np.ndarray:
-        f = self.cache / f"master-{name}-{MASTER_SECONDS:.0f}.npy"
+        f = self.scratch / f"master-{name}-{MASTER_SECONDS:.0f}.npy"
         if not f.exists():
             path = self.root / SONGS[name].path
             if not path.exists():
@@ -409,7 +421,7 @@ class Library:
                     args, suffix = spec
                     n = len(self.masters[song])
                     f = self.cache / f"{song}-{n}.{codec}{suffix}"
-                    g = self.cache / f"{song}-{n}.{codec}.npy"
+                    g = self.scratch / f"{song}-{n}.{codec}.npy"
                     if not g.exists():
                         if not f.exists():
                             tmp = f.with_name(f.stem + ".tmp" + suffix)
@@ -438,18 +450,20 @@ class Library:
         i, j = int(np.ceil(a)), min(int(np.floor(b)), len(m))
         return m[i:j], float(i)
 
-    def repeats(self, song: str, start: int, length: int) -> tuple[float, list[float]]:
-        """(highest ncc elsewhere (>= 30 ms away), [offsets in ms of other places >= REPEAT_MIN])."""
+    def repeats(self, song: str, start: int, length: int) -> tuple[float, list[float], int]:
+        """(highest ncc elsewhere (>= 30 ms away), [offsets in ms of the other places
+        >= REPEAT_MIN: the best REPEATS_KEPT], how many such places)."""
         seg, at = self.stretch(song, start, length)
         if len(seg) < REPEAT_SR:
-            return 0.0, []
+            return 0.0, [], 0
         c = ncc(self.mono(song), seg)
         far = np.abs(np.arange(len(c)) - at) >= 0.030 * REPEAT_SR
         if not far.any():
-            return 0.0, []
+            return 0.0, [], 0
         best = float(c[far].max())
         peaks, _ = signal.find_peaks(np.where(far, c, 0), height=REPEAT_MIN, distance=int(0.01 * REPEAT_SR))
-        peaks = sorted(peaks, key=lambda k: -c[k])[:20]
+        total = len(peaks)
+        peaks = sorted(peaks, key=lambda k: -c[k])[:REPEATS_KEPT]
         out = []
         for k in peaks:
             d = 0.0
@@ -458,7 +472,7 @@ class Library:
                 if den < 0:
                     d = float(np.clip(0.5 * (c[k - 1] - c[k + 1]) / den, -0.5, 0.5))
             out.append((k + d - at) / REPEAT_SR * 1000)
-        return best, sorted(out)
+        return best, sorted(out), total
 
     def match(self, song: str, other: str, start: int, length: int) -> float:
         """Highest ncc of other's stretch under a capture anywhere in song."""
@@ -790,9 +804,10 @@ class Builder:
             d["download_match_ncc"] = round(self.lib.match(song, cap_song, start, len(x)), 3)
         else:
             lag = offset + start
-            best, alt = self.lib.repeats(song, start, len(x))
+            best, alt, total = self.lib.repeats(song, start, len(x))
             d["repeat_ncc"] = round(best, 3)
             d["repeats_ms"] = [round(lag / SR * 1000 + a, 1) for a in alt]
+            d["repeats_n"] = total
         dl = dl or self.lib.download(song)
         rate = 48000 if rng.random() < 0.7 else 44100
         cap = self.out / "captures" / f"{cond}-{i:02d}.flac"
@@ -879,16 +894,19 @@ def main(argv=None) -> int:
                 log(f"{done[0]}/{len(jobs)} pairs at {time.monotonic() - t0:.1f} s")
         return pair
 
-    with ThreadPoolExecutor(args.jobs) as ex:
-        pairs = list(ex.map(one, jobs))
+    try:
+        with ThreadPoolExecutor(args.jobs) as ex:
+            pairs = list(ex.map(one, jobs))
+    finally:
+        lib.close()
     manifest_path = out / "manifest.json"
     song_info = {}
     if args.only and manifest_path.exists():
         old_manifest = json.loads(manifest_path.read_text())
         old = [p for p in old_manifest["pairs"] if p["condition"] not in args.only]
         pairs = old + pairs
-        pairs.sort(key=lambda p: (CONDITIONS.index(p["condition"]), p["id"]))
         song_info.update(old_manifest.get("songs", {}))
+    pairs.sort(key=lambda p: (CONDITIONS.index(p["condition"]), p["id"]))
     for k in songs:
         song_info[k] = {"package": SONGS[k].package, "path": SONGS[k].path,
                         "seconds_used": round(lib.full_len[k], 1),

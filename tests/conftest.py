@@ -142,3 +142,30 @@ def no_leftovers():
         if time.monotonic() > deadline:
             pytest.fail(f"left behind: ffmpeg {ffmpegs}, threads {threads}")
         time.sleep(0.05)
+
+
+# Real music for the tests that need it: Frozen Bubble's two-player theme from
+# Debian's fb-music-high (1.4 MB; a tracker module, so its patterns repeat
+# exactly, as loop-built music does). Fetched once with apt-get download, from
+# the package registry only, into a cache folder; nothing is committed.
+REAL_SONG_PACKAGE = "fb-music-high"
+REAL_SONG_PATH = "usr/share/games/frozen-bubble/snd/frozen-mainzik-2p.xm"
+
+
+@pytest.fixture(scope="session")
+def real_song() -> str:
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg is not installed")
+    cache = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "audiosync-tests")
+    path = os.path.join(cache, REAL_SONG_PACKAGE, REAL_SONG_PATH)
+    if not os.path.exists(path):
+        os.makedirs(cache, exist_ok=True)
+        r = subprocess.run(["apt-get", "download", REAL_SONG_PACKAGE], cwd=cache, capture_output=True, text=True,
+                           timeout=300)
+        if r.returncode != 0:  # a test that needs real music fails, never silently skips
+            pytest.fail(f"cannot fetch {REAL_SONG_PACKAGE} with apt-get download (run apt-get update?): "
+                        f"{r.stderr.strip()[-300:]}")
+        deb = next(f for f in sorted(os.listdir(cache)) if f.startswith(REAL_SONG_PACKAGE + "_") and f.endswith(".deb"))
+        subprocess.run(["dpkg-deb", "-x", os.path.join(cache, deb), os.path.join(cache, REAL_SONG_PACKAGE)],
+                       check=True, timeout=120)
+    return path

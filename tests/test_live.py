@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import http.server
 import logging
 import math
 import os
@@ -22,7 +21,7 @@ from audiosync import (
 from audiosync.download import input_args, resolve_with_ytdlp
 from audiosync.producer import Producer
 
-from helpers import RATE, decode, needs_ffmpeg, needs_pulse, write_wav
+from helpers import RATE, decode, needs_ffmpeg, needs_pulse, throttled_server, write_wav
 
 pytestmark = [needs_ffmpeg, pytest.mark.timeout(120)]
 
@@ -465,40 +464,6 @@ def test_a_wrong_hint_changes_no_answer(media, tmp_path):
     assert hinted.evidence >= plain.evidence == misled.evidence
 
 
-def _throttled_server(path, bytes_per_s: float):
-    """Serve one file on 127.0.0.1 at ``bytes_per_s``, as a slow network does; returns (url, stop)."""
-    data = open(path, "rb").read()
-
-    class Slow(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            self.send_response(200)
-            self.send_header("Content-Type", "audio/wav")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            chunk = int(bytes_per_s / 20)
-            try:
-                for i in range(0, len(data), chunk):
-                    self.wfile.write(data[i : i + chunk])
-                    time.sleep(0.05)
-            except OSError:  # the client went away
-                pass
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, name="test-slow-http", daemon=True)
-    thread.start()
-
-    def stop():
-        server.shutdown()
-        server.server_close()
-        thread.join()
-
-    return f"http://127.0.0.1:{server.server_address[1]}/song.wav", stop
-
-
 @pytest.mark.timeout(120)
 def test_a_capture_ahead_of_the_download_waits_for_the_rest(media, tmp_path):
     """The capture is read at once; the download arrives at twice real time, so at the first
@@ -508,7 +473,7 @@ def test_a_capture_ahead_of_the_download_waits_for_the_rest(media, tmp_path):
     repeat = np.concatenate([song[: 30 * RATE], song[10 * RATE : 25 * RATE]])  # 30-45 s repeats 10-25 s
     wav = write_wav(tmp_path / "song.wav", repeat)
     capture = write_wav(tmp_path / "capture.wav", cut(song, 14.0, 10))  # the passage at 14 s (and 34 s)
-    url, stop = _throttled_server(wav, 2 * 2 * RATE)  # 16-bit mono: 2 bytes a sample, at twice real time
+    url, stop = throttled_server(wav, 2 * 2 * RATE)  # 16-bit mono: 2 bytes a sample, at twice real time
     seen = []
     try:
         result = audiosync.sync(url, capture=["-i", str(capture)], on_progress=seen.append)

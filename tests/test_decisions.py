@@ -1,0 +1,51 @@
+"""Live decisions on real music that repeats itself: never confidently wrong.
+
+The song is Frozen Bubble's two-player theme (Debian's fb-music-high, a
+tracker module: its patterns repeat exactly, as loop-built music does),
+fetched by the ``real_song`` fixture. The download is served on 127.0.0.1
+at six times real time, as a slow network delivers it; the capture is a
+file read at once, so it runs ahead of the download. The passages captured
+stand earlier in the song too. The method before this one answered both
+confidently wrong, with the earlier repeat (at 3 s and at 10 s of capture),
+because it decided on the part of the download decoded so far.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import audiosync
+from audiosync import ffmpeg
+
+from helpers import throttled_server, write_wav
+
+RATE = 16000
+CUT_S = (30.0, 180.0)  # the download: the song's first 30 s, then from 180 s to its end (3:27)
+
+
+@pytest.fixture(scope="module")
+def repeating_song(real_song, tmp_path_factory):
+    song = ffmpeg.decode(real_song, RATE)
+    download = np.concatenate([song[: int(CUT_S[0] * RATE)], song[int(CUT_S[1] * RATE):]])
+    folder = tmp_path_factory.mktemp("repeats")
+    return song, write_wav(folder / "download.wav", download, RATE), folder
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("capture_at_s", [185.5, 190.5])
+def test_a_capture_ahead_of_the_download_is_never_confidently_an_earlier_repeat(repeating_song, capture_at_s):
+    song, download, folder = repeating_song
+    truth_ms = 1000 * (CUT_S[0] + capture_at_s - CUT_S[1])
+    capture = write_wav(folder / f"capture-{capture_at_s}.wav",
+                        song[int(capture_at_s * RATE): int((capture_at_s + 12) * RATE)], RATE)
+    url, stop = throttled_server(download, 6 * 2 * RATE)  # 16-bit mono at six times real time
+    seen = []
+    try:
+        result = audiosync.sync(url, capture=["-i", str(capture)], on_progress=seen.append)
+    finally:
+        stop()
+    assert any(p.downloaded_s < 20 for p in seen), "the download was never behind"
+    for p in seen:
+        assert not p.confident or abs(p.lag_ms - truth_ms) <= 10.0, (p, truth_ms)
+    assert not result.confident or abs(result.lag_ms - truth_ms) <= 10.0, (result, truth_ms)
