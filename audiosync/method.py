@@ -61,6 +61,9 @@ EVIDENCE_95 = 8.0
 # The prominence (peak over the best place more than 30 ms away) that reads as 0.95: below
 # it two places of the song match alike (a repeated passage), fitted likewise on wrong answers.
 PROMINENCE_95 = 1.3
+# The plain correlation's prominence below which two places sound alike (an exactly repeated
+# passage); fitted likewise.
+PLAIN_PROMINENCE_95 = 1.0
 # A capture shorter than this is reported but never confident (custom schedules).
 MIN_CONFIDENT_S = 3.0
 
@@ -241,11 +244,29 @@ def estimate(correlator: Correlator, sample: np.ndarray, method: str, rate: int,
     evidence = min(peak_evidence(peak.value, peak.rms, searched * share),
                    waveform_evidence(peak.coefficient, *_overlap(correlator.source, sample, peak.lag)))
     confidence = min(confidence_of(evidence), prominence_confidence(peak.prominence))
-    if peak.second_lag != peak.lag and _pearson(*_overlap(correlator.source, sample, peak.second_lag)) \
-            > peak.coefficient:
-        # The second place's waveform matches better than the peak's: the phase
-        # transform preferred a louder near-copy. Not this place, not yet.
-        confidence = min(confidence, 0.5)
+    if confidence > 0.5 and not _waveform_agrees(correlator, sample, (lo, hi), weights, peak, rate):
+        confidence = 0.5
     if mode == "live" and n < MIN_CONFIDENT_S * rate - 1:
         confidence = min(confidence, 0.5)
     return Estimate(peak.lag, peak.fraction, peak.coefficient, peak.prominence, confidence, evidence)
+
+
+def _waveform_agrees(correlator: Correlator, sample: np.ndarray, lags: tuple[int, int], weights: np.ndarray,
+                     peak, rate: int) -> bool:
+    """Whether the plain correlation (the waveforms, over the same bands) puts the answer where the
+    phase transform does, and the second place does not match the waveform better.
+
+    The phase transform weighs every band alike: on loop-built music it can prefer a place
+    that shares a faint band with the capture, or a louder near-copy of the passage, to the
+    exact one. The plain correlation weighs bands by their energy, as Pearson does; it stands
+    out at the right place by at least PLAIN_PROMINENCE_95 when no other place sounds as alike.
+    """
+    guard = int(round(GUARD_S * rate))
+    if peak.second_lag != peak.lag and _pearson(*_overlap(correlator.source, sample, peak.second_lag)) \
+            > peak.coefficient:
+        return False  # the second place's waveform matches better than the peak's
+    try:
+        plain = correlator.find(sample, lags=lags, weights=weights, beta=0.0, guard=guard)
+    except ValueError:  # silent: nothing to agree with
+        return False
+    return abs(plain.lag - peak.lag) <= guard and plain.prominence >= PLAIN_PROMINENCE_95

@@ -66,7 +66,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import methods as M  # noqa: E402
 
 RATE = 48000
-DL_SECONDS = 120.0
+DL_SECONDS = 1260.0  # the whole song (the corpus cuts songs at 20 min, plus an intro)
 HERE = Path(__file__).resolve().parent
 DEFAULT_MANIFEST = HERE / "data" / "corpus" / "manifest.json"
 TOL_FINE_MS, TOL_MS = 1.0, 10.0

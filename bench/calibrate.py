@@ -2,7 +2,9 @@
 
 Run (after ``python bench/corpus.py``; from a folder other than the repository root):
 
-    python bench/calibrate.py --save rows.json          # estimate every pair, ~10 min
+    python bench/calibrate.py --save rows.json          # estimate every pair, ~35 min on one core
+    python bench/calibrate.py --shard 1/2 --save a.json & python bench/calibrate.py --shard 2/2 --save b.json
+    python bench/calibrate.py --load a.json b.json      # the two halves together
     python bench/calibrate.py --load rows.json          # fit and report again, instantly
     python bench/calibrate.py --load rows.json --fit frozen-bubble-data,extremetuxracer-data
 
@@ -84,6 +86,25 @@ def old_prominence(correlator, sample: np.ndarray) -> tuple[int, float, float]:
     return peak.lag, peak.fraction, peak.prominence
 
 
+def waveform_checks(correlator, sample: np.ndarray) -> tuple[int, float, bool]:
+    """What audiosync.method._waveform_agrees reads: the plain correlation's lag and prominence
+    (same bands as the phase transform), and whether the phase transform's second place matches
+    the waveform better than its peak."""
+    n, m = len(sample), correlator.source.shape[0]
+    overlap = min(int(M.MIN_OVERLAP_S * RATE), n, m)
+    lags = (-(n - overlap), m - overlap)
+    weights = M._weights(correlator, sample, RATE)
+    guard = int(round(M.GUARD_S * RATE))
+    try:
+        peak = correlator.find(sample, lags=lags, weights=weights, beta=1.0, guard=guard)
+        plain = correlator.find(sample, lags=lags, weights=weights, beta=0.0, guard=guard)
+    except ValueError:
+        return 0, 0.0, True
+    better = peak.second_lag != peak.lag and M._pearson(*M._overlap(correlator.source, sample, peak.second_lag)) \
+        > peak.coefficient
+    return plain.lag, plain.prominence, better
+
+
 def estimate_pair(pair: dict, base: Path, rng: np.random.Generator, download: dict | None = None) -> list[dict]:
     """The rows of one pair; with ``download`` (another pair), its capture against that pair's
     download instead: a null pair (different songs) of the same packages."""
@@ -106,12 +127,12 @@ def estimate_pair(pair: dict, base: Path, rng: np.random.Generator, download: di
         else:
             correlator_here = correlator
         old_lag, old_fraction, old_prom = old_prominence(correlator_here, sample)
+        plain_lag, plain_prom, second_better = waveform_checks(correlator_here, sample)
         for mode in (("offline",) if seconds is None else MODES):
             h = hint_ms if mode == "hint" else 0.0
             window = (int(math.floor((h - HINT_WINDOW_MS) * RATE / 1000)), int(math.ceil((h + HINT_WINDOW_MS) * RATE / 1000)))
             est = M.estimate(correlator_here, sample, "phat", RATE, "live" if seconds else "offline",
                              seconds or math.inf, window=None if mode == "offline" else window)
-            conf_e, conf_p = M.confidence_of(est.evidence), M.prominence_confidence(est.prominence)
             rows.append({
                 "id": pair["id"] + (f"~{download['id']}" if download else ""),
                 "condition": "null" if download else pair["condition"], "package": pair.get("package"),
@@ -119,8 +140,9 @@ def estimate_pair(pair: dict, base: Path, rng: np.random.Generator, download: di
                 "truth_ms": truth, "seconds": seconds, "mode": mode,
                 "lag_ms": est.lag_ms(RATE), "evidence": est.evidence, "prominence": est.prominence,
                 "coefficient": est.coefficient, "confidence": est.confidence,
-                # the second place's waveform matched better: never confident
-                "guard": est.confidence < min(conf_e, conf_p) - 1e-9,
+                # the plain correlation's place and prominence; the second place's waveform matched better
+                "plain_lag_ms": 1000.0 * plain_lag / RATE, "plain_prominence": plain_prom,
+                "second_better": second_better,
                 "old_lag_ms": 1000.0 * (old_lag + old_fraction) / RATE, "old_prominence": old_prom,
             })
     return rows
@@ -130,26 +152,40 @@ def verdict(row: dict, rule: str, limits: tuple[float, float]) -> tuple[bool, fl
     """(confident, lag_ms) of a row under a rule: "new" (evidence and prominence) or "old" (prominence)."""
     if rule == "old":
         return row["old_prominence"] >= old_threshold(row["seconds"]), row["old_lag_ms"]
-    evidence_95, prominence_95 = limits
+    evidence_95, prominence_95, plain_95 = limits
     short = row["seconds"] is not None and row["seconds"] < M.MIN_CONFIDENT_S
-    return (row["evidence"] >= evidence_95 and row["prominence"] >= prominence_95 and not row["guard"]
+    return (row["evidence"] >= evidence_95 and row["prominence"] >= prominence_95 and _agrees(row, plain_95)
             and not short), row["lag_ms"]
+
+
+def _agrees(row: dict, plain_95: float) -> bool:
+    return (not row["second_better"] and abs(row["plain_lag_ms"] - row["lag_ms"]) <= 1000 * M.GUARD_S + 1e-6
+            and row["plain_prominence"] >= plain_95)
 
 
 def _wrong(r: dict) -> bool:
     return r["truth_ms"] is None or abs(r["lag_ms"] - r["truth_ms"]) > TOL_MS
 
 
-def fit(rows: list[dict], margin: float) -> tuple[tuple[float, float], list[dict]]:
+def fit(rows: list[dict], margin: float) -> tuple[tuple[float, float, float], list[dict]]:
     """EVIDENCE_95: above every unrelated-audio estimate (different songs, nulls); then
-    PROMINENCE_95: above every wrong estimate on matched pairs that passed the evidence."""
+    PROMINENCE_95 (the phase transform's) and PLAIN_PROMINENCE_95 (the plain correlation's):
+    above every wrong estimate on matched pairs that passed the evidence and the agreement."""
     unrelated = [r for r in rows if r["truth_ms"] is None]
     worst_e = max(unrelated, key=lambda r: r["evidence"], default=None)
     e95 = (worst_e["evidence"] if worst_e else 0.0) * margin
-    wrong = [r for r in rows if r["truth_ms"] is not None and _wrong(r) and r["evidence"] >= e95 and not r["guard"]]
+    wrong = [r for r in rows if r["truth_ms"] is not None and _wrong(r) and r["evidence"] >= e95
+             and _agrees(r, 0.0)]
     worst_p = max(wrong, key=lambda r: r["prominence"], default=None)
-    p95 = 1.0 + ((worst_p["prominence"] if worst_p else 1.0) - 1.0) * margin
-    return (e95, max(p95, 1.05)), [r for r in (worst_e, worst_p) if r]
+    worst_q = max(wrong, key=lambda r: r["plain_prominence"], default=None)
+    grow = lambda v: 1.0 + (v - 1.0) * margin  # noqa: E731
+    p95 = max(grow(worst_p["prominence"]) if worst_p else 1.05, 1.05)
+    # Either prominence alone must keep every wrong estimate out: the plain one only has to
+    # keep out those the phase transform's prominence lets in.
+    let_in = [r for r in wrong if r["prominence"] >= p95]
+    worst_q = max(let_in, key=lambda r: r["plain_prominence"], default=None)
+    q95 = grow(worst_q["plain_prominence"]) if worst_q else 1.0
+    return (e95, p95, q95), [r for r in (worst_e, worst_p, worst_q) if r]
 
 
 def _pct(a: int, b: int) -> str:
@@ -199,14 +235,15 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--manifest", default=str(DEFAULT_MANIFEST))
     ap.add_argument("--save", help="write the estimates to this JSON file")
-    ap.add_argument("--load", help="read estimates saved by --save instead of estimating")
+    ap.add_argument("--load", nargs="+", help="read estimates saved by --save (several: shards) instead of estimating")
+    ap.add_argument("--shard", default="1/1", help="K/N: estimate every N-th pair from the K-th (run N processes)")
     ap.add_argument("--fit", default=",".join(DEFAULT_FIT), help="packages to fit on (the rest is held out)")
     ap.add_argument("--margin", type=float, default=1.25)
     ap.add_argument("--seed", type=int, default=12)
     ap.add_argument("--null-every", type=int, default=2, help="one null pair per this many matched pairs")
     args = ap.parse_args(argv)
     if args.load:
-        rows = json.loads(Path(args.load).read_text())["rows"]
+        rows = [r for f in args.load for r in json.loads(Path(f).read_text())["rows"]]
     else:
         manifest = Path(args.manifest)
         pairs = json.loads(manifest.read_text())["pairs"]
@@ -225,6 +262,8 @@ def main(argv=None) -> int:
             if group:
                 nulls.append((p, group[(k * 7) % len(group)]))
         jobs = [(p, None) for p in pairs] + nulls
+        k, n = (int(v) for v in args.shard.split("/"))
+        jobs = jobs[k - 1 :: n]
         for i, (pair, other) in enumerate(jobs):
             rows += estimate_pair(pair, manifest.parent, rng, other)
             print(f"\r{i + 1}/{len(jobs)} pairs, {time.monotonic() - t0:.0f} s", end="", file=sys.stderr, flush=True)
@@ -240,19 +279,20 @@ def main(argv=None) -> int:
         return r["package"] not in fit_packages and r["download_package"] not in fit_packages
 
     fit_rows, test_rows = [r for r in rows if in_fit(r)], [r for r in rows if held_out(r)]
-    (e95, p95), worst = fit(fit_rows, args.margin)
+    (e95, p95, q95), worst = fit(fit_rows, args.margin)
     print(f"fit packages: {', '.join(sorted(fit_packages))} ({len({r['id'] for r in fit_rows})} pairs); "
           f"held out: {', '.join(sorted({r['package'] for r in test_rows}))} ({len({r['id'] for r in test_rows})} pairs)")
     for w in worst:
         print(f"  worst on the fit packages: {w['id']} ({w['mode']}, {w['seconds']} s, {w['condition']}): "
               f"evidence {w['evidence']:.2f}, prominence {w['prominence']:.3f}")
-    print(f"fitted EVIDENCE_95 = {e95:.2f}, PROMINENCE_95 = {p95:.3f} (margin {args.margin}); "
-          f"in audiosync/method.py: {M.EVIDENCE_95}, {M.PROMINENCE_95}")
-    package = (M.EVIDENCE_95, M.PROMINENCE_95)
+    print(f"fitted EVIDENCE_95 = {e95:.2f}, PROMINENCE_95 = {p95:.3f}, PLAIN_PROMINENCE_95 = {q95:.3f} "
+          f"(margin {args.margin}); in audiosync/method.py: {M.EVIDENCE_95}, {M.PROMINENCE_95}, "
+          f"{M.PLAIN_PROMINENCE_95}")
+    package = (M.EVIDENCE_95, M.PROMINENCE_95, M.PLAIN_PROMINENCE_95)
     for rule, limits, name in (
-            ("new", package, f"evidence >= {package[0]:g} and prominence >= {package[1]:g} (the package's)"),
-            ("new", (e95, p95), f"evidence >= {e95:.2f} and prominence >= {p95:.3f} (fitted now)"),
-            ("old", (0.0, 0.0), "prominence >= 2.0/1.9/1.6, offline 1.5 (before)")):
+            ("new", package, "evidence >= {:g}, prominence >= {:g}, plain >= {:g} (the package's)".format(*package)),
+            ("new", (e95, p95, q95), f"evidence >= {e95:.2f}, prominence >= {p95:.3f}, plain >= {q95:.3f} (fitted now)"),
+            ("old", (0.0, 0.0, 0.0), "prominence >= 2.0/1.9/1.6, offline 1.5 (before)")):
         report(test_rows, rule, limits, f"held-out packages, rule: {name}")
         report(fit_rows, rule, limits, f"fit packages, rule: {name}")
     return 0
