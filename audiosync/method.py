@@ -63,7 +63,7 @@ EVIDENCE_95 = 8.0
 PROMINENCE_95 = 1.3
 # The plain correlation's prominence below which two places sound alike (an exactly repeated
 # passage); fitted likewise.
-PLAIN_PROMINENCE_95 = 1.0
+PLAIN_PROMINENCE_95 = 1.1
 # A capture shorter than this is reported but never confident (custom schedules).
 MIN_CONFIDENT_S = 3.0
 

@@ -156,8 +156,6 @@ class _Run:
         # The download's transform, kept while the download stays the same
         # length (it usually is complete, or at capacity, after a few seconds).
         self.correlator: Correlator | None = None
-        # The last estimate was confident but the download not complete.
-        self._held_back = False
 
     # -- producers ---------------------------------------------------------
 
@@ -199,7 +197,10 @@ class _Run:
         k = 0
         while k < len(intervals):
             need_capture = int(round(intervals[k] * self.rate))
-            need_download = min(2 * need_capture, len(self.download.buffer))
+            # The whole download (or max_download_s of it): a place not yet decoded could be the
+            # better one, so an estimate on part of the song could only mislead, and a capture
+            # read faster than the download would use up the schedule on it.
+            need_download = len(self.download.buffer)
             wake = self.job.wait_until(lambda: self._has(need_capture, need_download), self.deadline)
             if wake is Wake.PAUSED:
                 # The desktop stopped: what was captured no longer lines up with
@@ -217,18 +218,6 @@ class _Run:
             result = self._estimate(need_capture, time.perf_counter())
             if result.confident:
                 return result
-            if self._held_back:
-                # Confident on the part of the song decoded so far, but a better
-                # place may lie in the rest: wait for the download, then decide.
-                wake = self.job.wait_until(lambda: self._has(need_capture, 0) and self.download.done,
-                                           self.deadline)
-                if wake in (Wake.ABORTED, Wake.TIMEOUT):
-                    return self._finish(wake.value)
-                if wake is Wake.READY:
-                    result = self._estimate(need_capture, time.perf_counter())
-                    if result.confident:
-                        return result
-                # Paused meanwhile: the next wait sees it.
             if self.recording.done and self.recording.count <= need_capture:
                 return self._finish("capture-ended" if k + 1 < len(intervals) else "exhausted")
             k += 1
@@ -267,12 +256,12 @@ class _Run:
         except ValueError as exc:  # fewer than 2 samples captured
             log.debug("interval skipped: %s", exc)
             est = NOTHING
-        sure = est.confidence >= self.options.min_confidence
-        # No confident answer that the part of the song not yet decoded could overturn.
-        self._held_back = sure and not dl_done
+        # Never confident on part of the song (only a download cut at max_download_s is partial
+        # here): a place not yet decoded could be the better one.
+        sure = est.confidence >= self.options.min_confidence and dl_done
         progress = Progress(
             interval_s=n_cap / self.rate, lag_ms=est.lag_ms(self.rate), confidence=est.confidence,
-            confident=sure and dl_done, downloaded_s=n_dl / self.rate,
+            confident=sure, downloaded_s=n_dl / self.rate,
             decision_ms=1000.0 * (time.perf_counter() - ready_at), evidence=est.evidence,
             prominence=est.prominence, elapsed_s=time.monotonic() - self.t0,
         )

@@ -15,11 +15,12 @@ T seconds for T in the live schedule (3, 6, 10, 15, 20, 30), against the
 whole download, as a live sync does once the download is complete:
 
 * ``start``: with no hint (the default schedule's window at the song's start);
-* ``hint``: with a hint within +-2 s of the truth (different songs: a hint
-  drawn at random in the song);
 * and offline, the whole capture (as ``sync_files``).
 
-Null pairs are added to the manifest's different-song pairs: every second
+(A hint only narrows the search that the chance is counted over; its effect
+is measured end to end by bench/live.py.)
+
+Null pairs are added to the manifest's different-song pairs: every third
 matched capture against the download of another song of its own group (fit
 or held out).
 
@@ -60,7 +61,7 @@ RATE = 16000
 SCHEDULE = (3, 6, 10, 15, 20, 30)
 HINT_WINDOW_MS = 3000.0
 TOL_MS, FINE_MS = 10.0, 1.0
-MODES = ("start", "hint")
+MODES = ("start",)  # the hint mode is measured end to end by bench/live.py
 # The rule before this work: prominence thresholds per capture length (README of issue 5).
 OLD_LIVE = ((3.0, 2.0), (6.0, 1.9), (math.inf, 1.6))
 OLD_OFFLINE = 1.5
@@ -240,7 +241,7 @@ def main(argv=None) -> int:
     ap.add_argument("--fit", default=",".join(DEFAULT_FIT), help="packages to fit on (the rest is held out)")
     ap.add_argument("--margin", type=float, default=1.25)
     ap.add_argument("--seed", type=int, default=12)
-    ap.add_argument("--null-every", type=int, default=2, help="one null pair per this many matched pairs")
+    ap.add_argument("--null-every", type=int, default=3, help="one null pair per this many matched pairs")
     args = ap.parse_args(argv)
     if args.load:
         rows = [r for f in args.load for r in json.loads(Path(f).read_text())["rows"]]

@@ -657,7 +657,9 @@ def test_endless_stream_sync_files_stops_decoding_at_the_timeout(fault_media, se
         audiosync.sync_files, f"{server.base}/endless.wav", str(capture), timeout=2.0, deadline_s=60)
     assert kind == "result" and value.reason == "timeout" and not value.confident, value
     _assert_clean(fds)
-    assert decoding_during_kernel == [[]], f"ffmpeg still decoding while the kernel ran: {decoding_during_kernel}"
+    # (The method may call the kernel twice: the phase transform, then the plain correlation.)
+    assert decoding_during_kernel and all(d == [] for d in decoding_during_kernel), \
+        f"ffmpeg still decoding while the kernel ran: {decoding_during_kernel}"
 
 
 # --- 4. the control API from several threads -------------------------------------------
