@@ -156,7 +156,7 @@ def waveform_evidence(coefficient: float, x: np.ndarray, y: np.ndarray) -> float
     return max(0.0, -(_log10_erfc(coefficient / math.sqrt(2.0 * variance)) - math.log10(2.0)))
 
 
-@lru_cache(maxsize=16)
+@lru_cache(maxsize=2)  # n/2 weights each (40 MB for a 20-minute song): the sizes in use, not a history
 def _band(n: int, rate: int) -> np.ndarray:
     f = np.arange(n // 2 + 1) * (rate / n)
     w = np.zeros(n // 2 + 1, np.float32)
@@ -187,11 +187,14 @@ def _weights(correlator: Correlator, sample: np.ndarray, rate: int) -> np.ndarra
     empty = density < density.max() * 10 ** (-EMPTY_BAND_DB / 10)
     if not empty.any():
         return band
-    # Each transform bin takes the verdict of the capture's band holding its frequency.
-    edges_hz = np.concatenate([[0], np.cumsum(width)]) * (rate / len(sample))
-    f = np.arange(correlator.n // 2 + 1) * (rate / correlator.n)
-    index = np.clip(np.searchsorted(edges_hz, f, side="right") - 1, 0, len(powers) - 1)
-    return np.where(empty[index], np.float32(0), band)
+    # Each transform bin takes the verdict of the capture's band holding its frequency: the
+    # bands are runs of bins, so the verdicts are repeated run by run (no per-bin search).
+    edges = np.round(np.concatenate([[0], np.cumsum(width)]) * (correlator.n / len(sample))).astype(np.int64)
+    edges = np.clip(edges, 0, len(band))
+    weights = band.copy()
+    for lo, hi in zip(edges[:-1][empty], edges[1:][empty]):
+        weights[lo:hi] = 0.0
+    return weights
 
 
 def _pearson(x: np.ndarray, y: np.ndarray) -> float:
