@@ -21,15 +21,16 @@ __all__ = ["FileOptions", "SyncOptions"]
 MAX_INTERVAL_S = 600.0
 
 
-def _positive_or_none(name: str, value: float | None, *, finite: bool) -> float | None:
-    if value is None:
+def _number(name: str, value: object, *, unit: str = "seconds", optional: bool = True,
+            positive: bool = True, finite: bool = True) -> float | None:
+    """``value`` as a float, or a ValueError naming the option (None passes when ``optional``)."""
+    if value is None and optional:
         return None
-    try:
-        ok = value > 0 and (math.isfinite(value) or not finite)
-    except TypeError:
-        ok = False
-    if isinstance(value, bool) or not ok:
-        raise ValueError(f"{name} must be positive seconds or None, got {value!r}")
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value) \
+        and (value > 0 or not positive) and (math.isfinite(value) or not finite)
+    if not ok:
+        wanted = " ".join(w for w in ("positive" if positive else "", "finite" if finite else "", unit) if w)
+        raise ValueError(f"{name} must be {wanted}{' or None' if optional else ''}, got {value!r}")
     return float(value)
 
 
@@ -43,8 +44,8 @@ class _CommonOptions:
     timeout: float | None = None
     """Give up after this many seconds with the best answer so far (not confident)."""
     method: str = "phat"
-    """``"phat"`` (phase transform, prominence as confidence) or ``"seed"`` (the original
-    raw correlation with |Pearson|)."""
+    """``"phat"`` (phase transform, confidence against chance: see audiosync.method) or
+    ``"seed"`` (the original raw correlation with |Pearson|)."""
     keep_audio: bool = False
     """Keep the two arrays the answer came from in ``SyncResult.audio`` (for plots)."""
 
@@ -59,7 +60,7 @@ class _CommonOptions:
         if not 0.0 <= confidence <= 1.0:
             raise ValueError(f"min_confidence must be in [0, 1], got {self.min_confidence!r}")
         object.__setattr__(self, "min_confidence", confidence)
-        object.__setattr__(self, "timeout", _positive_or_none("timeout", self.timeout, finite=False))
+        object.__setattr__(self, "timeout", _number("timeout", self.timeout, finite=False))
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
         object.__setattr__(self, "keep_audio", bool(self.keep_audio))
@@ -84,19 +85,10 @@ class SyncOptions(_CommonOptions):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        object.__setattr__(self, "max_download_s",
-                           _positive_or_none("max_download_s", self.max_download_s, finite=True))
-        if self.max_download_s is None:
-            raise ValueError("max_download_s must be positive seconds, got None")
-        if self.hint_ms is not None:
-            if isinstance(self.hint_ms, bool) or not isinstance(self.hint_ms, (int, float)) \
-                    or not math.isfinite(self.hint_ms):
-                raise ValueError(f"hint_ms must be a finite number of milliseconds or None, got {self.hint_ms!r}")
-            object.__setattr__(self, "hint_ms", float(self.hint_ms))
-        if isinstance(self.hint_window_ms, bool) or not isinstance(self.hint_window_ms, (int, float)) \
-                or not (math.isfinite(self.hint_window_ms) and self.hint_window_ms > 0):
-            raise ValueError(f"hint_window_ms must be positive, finite milliseconds, got {self.hint_window_ms!r}")
-        object.__setattr__(self, "hint_window_ms", float(self.hint_window_ms))
+        object.__setattr__(self, "max_download_s", _number("max_download_s", self.max_download_s, optional=False))
+        object.__setattr__(self, "hint_ms", _number("hint_ms", self.hint_ms, unit="milliseconds", positive=False))
+        object.__setattr__(self, "hint_window_ms",
+                           _number("hint_window_ms", self.hint_window_ms, unit="milliseconds", optional=False))
         try:
             ivals = tuple(float(t) for t in self.intervals)
         except (TypeError, ValueError):
@@ -117,4 +109,4 @@ class FileOptions(_CommonOptions):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        object.__setattr__(self, "max_seconds", _positive_or_none("max_seconds", self.max_seconds, finite=True))
+        object.__setattr__(self, "max_seconds", _number("max_seconds", self.max_seconds))

@@ -243,7 +243,8 @@ class _Run:
         with self.job.condition:
             n_cap = min(self.recording.count, need_capture)
             n_dl = self.download.count
-            dl_done = self.download.done
+            # Full at max_download_s counts as complete even before its reader marks it done.
+            dl_done = self.download.done or self.download.count >= len(self.download.buffer)
             anchor = self.recording.anchor
         # A download that ended early is padded with zeros (the buffer is
         # zero beyond what ffmpeg wrote), as in the original.

@@ -97,6 +97,19 @@ masked() {
 # plain CMD...: run CMD without the variables that could steer the loader.
 plain() { env -u LD_LIBRARY_PATH -u LD_PRELOAD "$@"; }
 
+# check_repaired RUNNER WHAT: the installed repaired wheel, run by RUNNER
+# (masked or plain) from the neutral directory, passes check_installed.py.
+check_repaired() {
+  local runner=$1 what=$2
+  if (cd "$WORK/neutral" && "$runner" "$WORK/venv-repaired/bin/python" "$WORK/neutral/check_installed.py") > "$WORK/repaired-run.log" 2>&1; then
+    sed 's/^/   /' "$WORK/repaired-run.log"
+    pass "$what: imports from site-packages, lag 1234 found, FFTW mapped only from audiosync.libs"
+  else
+    sed 's/^/   /' "$WORK/repaired-run.log"
+    fail "$what: the check above failed"
+  fi
+}
+
 # Which way step 2 shows that the installed wheel does not use the system's
 # FFTW: by hiding it (a private mount namespace with bind mounts: needs root
 # or user namespaces, and fails in a chroot or a container without them), or
@@ -262,13 +275,7 @@ if [ "$mode" = mask ]; then
     pass "hiding works: ctypes cannot load libfftw3.so.3 ($(tail -1 "$WORK/ctl.log" | sed 's/^OSError: //'))"
   fi
 
-  if (cd "$WORK/neutral" && masked "$WORK/venv-repaired/bin/python" "$WORK/neutral/check_installed.py") > "$WORK/repaired-run.log" 2>&1; then
-    sed 's/^/   /' "$WORK/repaired-run.log"
-    pass "repaired wheel, system FFTW hidden: imports from site-packages, lag 1234 found, FFTW mapped from audiosync.libs"
-  else
-    sed 's/^/   /' "$WORK/repaired-run.log"
-    fail "repaired wheel, system FFTW hidden: the check above failed"
-  fi
+  check_repaired masked "repaired wheel, system FFTW hidden"
   for e in "${rep_exts[@]}"; do
     masked ldd "$site/$e" > "$WORK/ldd.log" 2>&1 || true
     echo "-- ldd of the installed $e, system FFTW hidden:"
@@ -355,13 +362,7 @@ else
 
   # (d) The installed wheel works from a neutral directory, with FFTW mapped
   # only from audiosync.libs although the system's is there to be found.
-  if (cd "$WORK/neutral" && plain "$WORK/venv-repaired/bin/python" "$WORK/neutral/check_installed.py") > "$WORK/repaired-run.log" 2>&1; then
-    sed 's/^/   /' "$WORK/repaired-run.log"
-    pass "repaired wheel: imports from site-packages, lag 1234 found, FFTW mapped only from audiosync.libs"
-  else
-    sed 's/^/   /' "$WORK/repaired-run.log"
-    fail "repaired wheel: the check above failed"
-  fi
+  check_repaired plain "repaired wheel"
 
   # Negative control: the unrepaired wheel imports, its extensions resolve
   # libfftw3 from the system, and it fails the check above, so (b)-(d) can fail.
