@@ -3,18 +3,20 @@
 import logging
 
 from audiosync._planner import fftw_version
+from audiosync.batch import Pair, batch
 from audiosync.capture import list_sources
 from audiosync.control import (
     abort, default_job, get_debug, get_lag, pause, resume, run, set_debug, setup, status, sync,
 )
 from audiosync.errors import (
-    AudiosyncError, CaptureError, FFmpegNotFoundError, InputError, InputNotFoundError, JobBusyError,
-    MissingExtraError, SilentInputError,
+    AudiosyncError, CaptureError, ClusterError, FFmpegNotFoundError, InputError, InputNotFoundError,
+    JobBusyError, ManifestError, MissingExtraError, SilentInputError,
 )
 from audiosync.offline import sync_files
 from audiosync.options import FileOptions, SyncOptions
 from audiosync.results import Progress, SyncResult
 from audiosync.session import JobState, SyncJob
+from audiosync.timeline import Edge, Placement, Timeline, align
 from audiosync.xcorr import Correlation, Correlator, Peak, cross_correlation
 
 __version__ = "0.1.0"
@@ -22,9 +24,9 @@ __version__ = "0.1.0"
 logging.getLogger("audiosync").addHandler(logging.NullHandler())
 
 __all__ = [
-    "AudiosyncError", "CaptureError", "Correlation", "Correlator", "FFmpegNotFoundError", "FileOptions",
-    "InputError", "InputNotFoundError", "JobBusyError", "JobState", "MissingExtraError", "Peak", "Progress",
-    "SilentInputError", "SyncJob", "SyncOptions", "SyncResult",
-    "__version__", "abort", "cross_correlation", "default_job", "fftw_version", "get_debug",
+    "AudiosyncError", "CaptureError", "ClusterError", "Correlation", "Correlator", "Edge", "FFmpegNotFoundError",
+    "FileOptions", "InputError", "InputNotFoundError", "JobBusyError", "JobState", "ManifestError",
+    "MissingExtraError", "Pair", "Peak", "Placement", "Progress", "SilentInputError", "SyncJob", "SyncOptions",
+    "SyncResult", "Timeline", "__version__", "abort", "align", "batch", "cross_correlation", "default_job", "fftw_version", "get_debug",
     "get_lag", "list_sources", "pause", "resume", "run", "set_debug", "setup", "status", "sync", "sync_files",
 ]

@@ -5,12 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import os
 import sys
 from collections.abc import Sequence
 
-from audiosync.errors import AudiosyncError
+from audiosync.errors import AudiosyncError, ManifestError
 from audiosync.results import Progress, SyncResult
 
 __all__ = ["main"]
@@ -72,6 +71,33 @@ def _parser() -> argparse.ArgumentParser:
                                "wisdom in the user's cache folder; later runs plan them at no cost. "
                                "Takes minutes; run it once per machine, e.g. at set-up.")
 
+    a = sub.add_parser("align", parents=[common], help="put several recordings on one timeline",
+                       description="Measure every pair of FILEs and place them on one timeline (the earliest "
+                                   "placed file starts at 0); a file that overlaps none is reported unplaced.")
+    a.add_argument("files", nargs="+", metavar="FILE", help="two or more files or URLs (video: its audio)")
+    a.add_argument("--reference", metavar="FILE", help="the timeline is the group of files linked to FILE")
+    a.add_argument("--json", action="store_true", help="print the timeline as one JSON object on stdout")
+    a.add_argument("--plot", metavar="FILE.png", help="draw the timeline (needs audiosync[plot])")
+    a.add_argument("--export", nargs=2, action="append", default=[], metavar=("FORMAT", "OUT"),
+                   help="write the timeline as csv, edl or fcpxml to OUT (repeatable)")
+    a.add_argument("--apply", metavar="DIR", help="write copies of the placed files that all start at 0 into DIR")
+    a.add_argument("--fps", type=int, default=25, help="EDL frame rate (default 25)")
+    a.add_argument("--max-seconds", type=float, metavar="S", help="read at most S seconds of each")
+    a.add_argument("--sample-rate", type=int, default=16000, metavar="R", help="analysis rate (default 16000)")
+    a.add_argument("--min-confidence", type=float, default=0.95, metavar="C")
+
+    b = sub.add_parser("batch", parents=[common], help="sync the pairs of a CSV manifest",
+                       description="Sync every reference,other pair of MANIFEST (a CSV; optional columns: "
+                                   "max_seconds, sample_rate, min_confidence, timeout, method) and append one "
+                                   "JSON line per pair to RESULTS. Pairs already in RESULTS are skipped, so a "
+                                   "killed batch resumes.")
+    b.add_argument("manifest", metavar="MANIFEST")
+    b.add_argument("--out", required=True, metavar="RESULTS.jsonl")
+    b.add_argument("--jobs", type=int, metavar="N", help="local worker processes (default 1)")
+    b.add_argument("--scheduler", metavar="ADDRESS", help="run on a Dask cluster, e.g. tcp://HOST:8786 "
+                                                         "(needs audiosync[dask])")
+    b.add_argument("--quiet", action="store_true", help="no progress bar")
+
     d = sub.add_parser("demo", parents=[common], help="run the main job on a built-in example")
     d.add_argument("--offline", action="store_true", help="skip PulseAudio: run the example through sync_files")
     return p
@@ -88,14 +114,7 @@ def _report(result: SyncResult, args: argparse.Namespace) -> int:
 
         plot_result(result, args.plot)
     if args.json:
-        print(json.dumps({
-            "lag_ms": round(lag, 3), "confident": result.confident,
-            "confidence": round(result.confidence, 6), "evidence": round(result.evidence, 3) if math.isfinite(result.evidence) else None,
-            "interval_s": round(result.interval_s, 3),
-            "elapsed_s": round(result.elapsed_s, 3), "reason": result.reason,
-            "lag_samples": result.lag_samples, "sample_rate": result.sample_rate,
-            "calibration_ms": args.calibration,
-        }))
+        print(json.dumps({**result.to_dict(), "lag_ms": round(lag, 3), "calibration_ms": args.calibration}))
     else:
         verdict = "confident" if result.confident else f"NOT confident ({result.reason})"
         print(f"lag {lag:.1f} ms, confidence {result.confidence:.3f}, {verdict}")
@@ -148,6 +167,63 @@ def _prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+_EXPORTS = ("csv", "edl", "fcpxml")
+
+
+def _align(args: argparse.Namespace) -> int:
+    from audiosync.timeline import align
+
+    for fmt, _ in args.export:
+        if fmt not in _EXPORTS:
+            raise _UsageError(f"--export FORMAT must be one of {', '.join(_EXPORTS)}, got {fmt!r}")
+
+    def measured(edge) -> None:
+        print(f"  pair {edge.a + 1}-{edge.b + 1}: {edge.lag_ms:.1f} ms, confidence {edge.confidence:.3f}",
+              file=sys.stderr, flush=True)
+
+    timeline = align(args.files, reference=args.reference, on_pair=None if args.json else measured,
+                     sample_rate=args.sample_rate, max_seconds=args.max_seconds,
+                     min_confidence=args.min_confidence)
+    for fmt, out in args.export:
+        if fmt == "csv":
+            timeline.to_csv(out)
+        elif fmt == "edl":
+            timeline.to_edl(out, fps=args.fps)
+        else:
+            timeline.to_fcpxml(out)
+    if args.apply:
+        timeline.apply(args.apply)
+    if args.plot:
+        from audiosync.plot import plot_timeline
+
+        plot_timeline(timeline, args.plot)
+    if args.json:
+        print(timeline.to_json())
+    else:
+        for f in timeline.files:
+            where = "unplaced" if f.unplaced else f"{f.offset_ms:12.3f} ms  confidence {f.confidence:.3f}"
+            print(f"{where:>40}  {f.path}")
+        for e in timeline.dropped:
+            print(f"dropped: {timeline.files[e.a].path} -> {timeline.files[e.b].path} ({e.lag_ms:.1f} ms) "
+                  f"disagrees with its cycle by {e.residual_ms:.1f} ms", file=sys.stderr)
+    return EXIT_CONFIDENT if not timeline.unplaced else EXIT_NOT_CONFIDENT
+
+
+def _batch(args: argparse.Namespace) -> int:
+    from audiosync.batch import run_manifest
+
+    def bar(total: int, _done: int):
+        from tqdm import tqdm
+
+        return tqdm(total=total, unit="pair", file=sys.stderr, dynamic_ncols=True)
+
+    ran, failed, skipped = run_manifest(args.manifest, args.out, jobs=args.jobs, scheduler=args.scheduler,
+                                        progress=None if args.quiet else bar)
+    if not args.quiet:
+        print(f"{ran} pairs run ({failed} failed), {skipped} already done; results in {args.out}", file=sys.stderr)
+    return EXIT_ERROR if failed else EXIT_CONFIDENT
+
+
 class _UsageError(Exception):
     pass
 
@@ -167,6 +243,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _setup(args)
         if args.command == "prepare":
             return _prepare(args)
+        if args.command == "align":
+            return _align(args)
+        if args.command == "batch":
+            return _batch(args)
         from audiosync.demo import main as demo
 
         return demo(offline=args.offline)
@@ -180,7 +260,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"audiosync: error: {message}", file=sys.stderr)
         # A named error (SilentInputError is also a ValueError) or the system's is
         # the job failing; a bare ValueError is an option value, like bad usage.
-        usage = isinstance(exc, _UsageError) or (isinstance(exc, ValueError) and not isinstance(exc, AudiosyncError))
+        usage = isinstance(exc, (_UsageError, ManifestError)) \
+            or (isinstance(exc, ValueError) and not isinstance(exc, AudiosyncError))
         return EXIT_USAGE if usage else EXIT_ERROR
 
 

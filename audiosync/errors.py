@@ -3,10 +3,12 @@
 __all__ = [
     "AudiosyncError",
     "CaptureError",
+    "ClusterError",
     "FFmpegNotFoundError",
     "InputError",
     "InputNotFoundError",
     "JobBusyError",
+    "ManifestError",
     "MissingExtraError",
     "SilentInputError",
 ]
@@ -42,3 +44,11 @@ class MissingExtraError(AudiosyncError, ImportError):
 
 class JobBusyError(AudiosyncError, RuntimeError):
     """A job was started on a SyncJob that is already running one."""
+
+
+class ManifestError(AudiosyncError, ValueError):
+    """A batch manifest cannot be read: not UTF-8 CSV, empty, or without a required column."""
+
+
+class ClusterError(AudiosyncError, ConnectionError):
+    """The Dask scheduler of a batch cannot be reached."""

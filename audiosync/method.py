@@ -27,10 +27,11 @@ read as confidence 0.95, the same promise at every capture length, search
 width and bandwidth. Chance is not the only way to be wrong: a passage
 that the song repeats matches twice. So the place must also stand out:
 its prominence (the peak over the best place more than 30 ms away) must
-reach ``PROMINENCE_95`` to read 0.95, and the best other place's waveform
-must not match better than the peak's (the phase transform can prefer a
-louder near-copy to the exact one). The confidence is the lesser of the two
-readings. The seed method is the original one: raw
+reach ``PROMINENCE_95`` to read 0.95, and the waveform must match at the
+peak ``DOMINANCE_95`` times better (in unexplained variance) than at any
+other likely place (the phase transform can prefer a louder near-copy, or
+a place sharing one faint band, to the exact one). The confidence is the
+lesser of the readings. The seed method is the original one: raw
 cross-correlation, |Pearson| at the peak as confidence.
 """
 
@@ -61,9 +62,10 @@ EVIDENCE_95 = 8.0
 # The prominence (peak over the best place more than 30 ms away) that reads as 0.95: below
 # it two places of the song match alike (a repeated passage), fitted likewise on wrong answers.
 PROMINENCE_95 = 1.3
-# The plain correlation's prominence below which two places sound alike (an exactly repeated
-# passage); fitted likewise.
-PLAIN_PROMINENCE_95 = 1.1
+# The waveform's lead at the peak over every other likely place (see dominance()) below which
+# two places sound alike (an exactly repeated passage): the answer is never confident. Fitted
+# likewise on wrong answers.
+DOMINANCE_95 = 2.0
 # A capture shorter than this is reported but never confident (custom schedules).
 MIN_CONFIDENT_S = 3.0
 
@@ -76,6 +78,7 @@ class Estimate:
     prominence: float     # peak / best value more than GUARD_S away (nan for seed)
     confidence: float     # in [0, 1]; 0.95 at EVIDENCE_95 (|Pearson| for seed)
     evidence: float = 0.0  # -log10 of the chance of this answer (nan for seed)
+    dominance: float = math.inf  # the waveform's lead over other likely places (see dominance())
 
     def lag_ms(self, rate: int) -> float:
         return 1000.0 * (self.lag + self.fraction) / rate
@@ -247,29 +250,45 @@ def estimate(correlator: Correlator, sample: np.ndarray, method: str, rate: int,
     evidence = min(peak_evidence(peak.value, peak.rms, searched * share),
                    waveform_evidence(peak.coefficient, *_overlap(correlator.source, sample, peak.lag)))
     confidence = min(confidence_of(evidence), prominence_confidence(peak.prominence))
-    if confidence > 0.5 and not _waveform_agrees(correlator, sample, (lo, hi), weights, peak, rate):
-        confidence = 0.5
+    lead = dominance(correlator, sample, (lo, hi), weights, peak, rate)
+    if lead < DOMINANCE_95:
+        confidence = min(confidence, 0.5)
     if mode == "live" and n < MIN_CONFIDENT_S * rate - 1:
         confidence = min(confidence, 0.5)
-    return Estimate(peak.lag, peak.fraction, peak.coefficient, peak.prominence, confidence, evidence)
+    return Estimate(peak.lag, peak.fraction, peak.coefficient, peak.prominence, confidence, evidence, lead)
 
 
-def _waveform_agrees(correlator: Correlator, sample: np.ndarray, lags: tuple[int, int], weights: np.ndarray,
-                     peak, rate: int) -> bool:
-    """Whether the plain correlation (the waveforms, over the same bands) puts the answer where the
-    phase transform does, and the second place does not match the waveform better.
+def dominance(correlator: Correlator, sample: np.ndarray, lags: tuple[int, int], weights: np.ndarray,
+              peak, rate: int) -> float:
+    """How much better the waveform matches at the peak than at any other likely place.
 
-    The phase transform weighs every band alike: on loop-built music it can prefer a place
-    that shares a faint band with the capture, or a louder near-copy of the passage, to the
-    exact one. The plain correlation weighs bands by their energy, as Pearson does; it stands
-    out at the right place by at least PLAIN_PROMINENCE_95 when no other place sounds as alike.
+    The other places: the phase transform's second place, and the plain
+    correlation's (the waveforms over the same bands, weighed by energy as
+    Pearson is) best and second places, each more than GUARD_S from the
+    peak. The phase transform weighs every band alike: on loop-built music
+    it can prefer a place that shares a faint band with the capture, or a
+    louder near-copy of the passage, to the exact one. Returns the least
+    ratio of the unexplained variance ``1 - r`` (r: Pearson over the
+    overlap) at another place to that at the peak: 1 or less when another
+    place matches as well (an exactly repeated passage), large when only
+    the peak matches. Pearson counts each overlap whole, so a partial
+    overlap is judged fairly where the plain correlation's height favours
+    long overlaps.
     """
     guard = int(round(GUARD_S * rate))
-    if peak.second_lag != peak.lag and _pearson(*_overlap(correlator.source, sample, peak.second_lag)) \
-            > peak.coefficient:
-        return False  # the second place's waveform matches better than the peak's
+    places = {peak.second_lag}
     try:
         plain = correlator.find(sample, lags=lags, weights=weights, beta=0.0, guard=guard)
-    except ValueError:  # silent: nothing to agree with
-        return False
-    return abs(plain.lag - peak.lag) <= guard and plain.prominence >= PLAIN_PROMINENCE_95
+        places.update((plain.lag, plain.second_lag))
+    except ValueError:  # silent: nothing else to compare with
+        pass
+    unexplained = max(1.0 - peak.coefficient, 1e-9)
+    least = math.inf
+    for lag in places:
+        if abs(lag - peak.lag) <= guard:
+            continue
+        x, y = _overlap(correlator.source, sample, lag)
+        if len(x) < min(len(sample), int(MIN_OVERLAP_S * rate)):
+            continue
+        least = min(least, (1.0 - _pearson(x, y)) / unexplained)
+    return least

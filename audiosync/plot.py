@@ -9,7 +9,7 @@ import numpy as np
 from audiosync.errors import MissingExtraError
 from audiosync.results import SyncResult
 
-__all__ = ["plot_result"]
+__all__ = ["plot_result", "plot_timeline"]
 
 _WINDOW_S = 0.25  # seconds of aligned waveform shown around the match
 _MAX_POINTS = 4000  # points drawn of the correlation curve
@@ -27,13 +27,7 @@ def _correlation(source: np.ndarray, sample: np.ndarray) -> tuple[np.ndarray, np
     return lags[order], values[order] / norm
 
 
-def plot_result(result: SyncResult, path: str | os.PathLike[str], title: str | None = None) -> None:
-    """Write a PNG of ``result`` (which needs ``keep_audio=True``) to ``path``.
-
-    Top: the correlation against the lag in ms with the chosen peak marked.
-    Bottom: the two signals around the match, aligned by the lag.
-    Needs matplotlib: ``pip install 'audiosync[plot]'``.
-    """
+def _pyplot():
     try:
         import matplotlib
 
@@ -41,6 +35,37 @@ def plot_result(result: SyncResult, path: str | os.PathLike[str], title: str | N
         import matplotlib.pyplot as plt
     except ImportError:
         raise MissingExtraError("plots need matplotlib: pip install 'audiosync[plot]'") from None
+    return plt
+
+
+def plot_timeline(timeline, path: str | os.PathLike[str]) -> None:
+    """Write a PNG of an :class:`audiosync.timeline.Timeline`: one bar per placed input at its
+    offset, the unplaced ones listed in the title."""
+    plt = _pyplot()
+    placed = timeline.placed
+    fig, ax = plt.subplots(figsize=(10, 1.2 + 0.5 * max(1, len(placed))), constrained_layout=True)
+    for row, f in enumerate(placed):
+        ax.barh(row, f.duration_s, left=f.offset_ms / 1000.0, height=0.6, color="#48a" if f.confidence >= 0.95
+                else "#d93")
+        ax.text(f.offset_ms / 1000.0, row, f"  {os.path.basename(f.path)}  ({f.offset_ms:.1f} ms)",
+                va="center", fontsize=8)
+    ax.set_yticks([])
+    ax.invert_yaxis()
+    ax.set_xlabel("timeline (s)")
+    missing = ", ".join(os.path.basename(f.path) for f in timeline.unplaced)
+    ax.set_title(f"unplaced: {missing}" if missing else f"{len(placed)} inputs on one timeline")
+    fig.savefig(os.fspath(path), dpi=100)
+    plt.close(fig)
+
+
+def plot_result(result: SyncResult, path: str | os.PathLike[str], title: str | None = None) -> None:
+    """Write a PNG of ``result`` (which needs ``keep_audio=True``) to ``path``.
+
+    Top: the correlation against the lag in ms with the chosen peak marked.
+    Bottom: the two signals around the match, aligned by the lag.
+    Needs matplotlib: ``pip install 'audiosync[plot]'``.
+    """
+    plt = _pyplot()
     if result.audio is None:
         raise ValueError("the result holds no audio: run the sync with keep_audio=True")
     source = np.asarray(result.audio[0], dtype=np.float64)

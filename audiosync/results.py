@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -70,3 +71,13 @@ class SyncResult:
     """Every interval's estimate, in order."""
     audio: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
     """With ``keep_audio=True``: the (source, sample) arrays the answer came from."""
+
+    def to_dict(self) -> dict:
+        """The answer as JSON-ready values (the keys of ``audiosync files --json``)."""
+        return {
+            "lag_ms": round(self.lag_ms, 3), "confident": self.confident,
+            "confidence": round(self.confidence, 6),
+            "evidence": round(self.evidence, 3) if math.isfinite(self.evidence) else None,
+            "interval_s": round(self.interval_s, 3), "elapsed_s": round(self.elapsed_s, 3),
+            "reason": self.reason, "lag_samples": self.lag_samples, "sample_rate": self.sample_rate,
+        }

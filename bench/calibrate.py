@@ -87,25 +87,6 @@ def old_prominence(correlator, sample: np.ndarray) -> tuple[int, float, float]:
     return peak.lag, peak.fraction, peak.prominence
 
 
-def waveform_checks(correlator, sample: np.ndarray) -> tuple[int, float, bool]:
-    """What audiosync.method._waveform_agrees reads: the plain correlation's lag and prominence
-    (same bands as the phase transform), and whether the phase transform's second place matches
-    the waveform better than its peak."""
-    n, m = len(sample), correlator.source.shape[0]
-    overlap = min(int(M.MIN_OVERLAP_S * RATE), n, m)
-    lags = (-(n - overlap), m - overlap)
-    weights = M._weights(correlator, sample, RATE)
-    guard = int(round(M.GUARD_S * RATE))
-    try:
-        peak = correlator.find(sample, lags=lags, weights=weights, beta=1.0, guard=guard)
-        plain = correlator.find(sample, lags=lags, weights=weights, beta=0.0, guard=guard)
-    except ValueError:
-        return 0, 0.0, True
-    better = peak.second_lag != peak.lag and M._pearson(*M._overlap(correlator.source, sample, peak.second_lag)) \
-        > peak.coefficient
-    return plain.lag, plain.prominence, better
-
-
 def estimate_pair(pair: dict, base: Path, rng: np.random.Generator, download: dict | None = None) -> list[dict]:
     """The rows of one pair; with ``download`` (another pair), its capture against that pair's
     download instead: a null pair (different songs) of the same packages."""
@@ -128,7 +109,6 @@ def estimate_pair(pair: dict, base: Path, rng: np.random.Generator, download: di
         else:
             correlator_here = correlator
         old_lag, old_fraction, old_prom = old_prominence(correlator_here, sample)
-        plain_lag, plain_prom, second_better = waveform_checks(correlator_here, sample)
         for mode in (("offline",) if seconds is None else MODES):
             h = hint_ms if mode == "hint" else 0.0
             window = (int(math.floor((h - HINT_WINDOW_MS) * RATE / 1000)), int(math.ceil((h + HINT_WINDOW_MS) * RATE / 1000)))
@@ -141,9 +121,8 @@ def estimate_pair(pair: dict, base: Path, rng: np.random.Generator, download: di
                 "truth_ms": truth, "seconds": seconds, "mode": mode,
                 "lag_ms": est.lag_ms(RATE), "evidence": est.evidence, "prominence": est.prominence,
                 "coefficient": est.coefficient, "confidence": est.confidence,
-                # the plain correlation's place and prominence; the second place's waveform matched better
-                "plain_lag_ms": 1000.0 * plain_lag / RATE, "plain_prominence": plain_prom,
-                "second_better": second_better,
+                # the waveform's lead at the peak over other likely places (method.dominance)
+                "dominance": est.dominance if math.isfinite(est.dominance) else 1e9,
                 "old_lag_ms": 1000.0 * (old_lag + old_fraction) / RATE, "old_prominence": old_prom,
             })
     return rows
@@ -153,15 +132,14 @@ def verdict(row: dict, rule: str, limits: tuple[float, float]) -> tuple[bool, fl
     """(confident, lag_ms) of a row under a rule: "new" (evidence and prominence) or "old" (prominence)."""
     if rule == "old":
         return row["old_prominence"] >= old_threshold(row["seconds"]), row["old_lag_ms"]
-    evidence_95, prominence_95, plain_95 = limits
+    evidence_95, prominence_95, dominance_95 = limits
     short = row["seconds"] is not None and row["seconds"] < M.MIN_CONFIDENT_S
-    return (row["evidence"] >= evidence_95 and row["prominence"] >= prominence_95 and _agrees(row, plain_95)
+    return (row["evidence"] >= evidence_95 and row["prominence"] >= prominence_95 and _agrees(row, dominance_95)
             and not short), row["lag_ms"]
 
 
-def _agrees(row: dict, plain_95: float) -> bool:
-    return (not row["second_better"] and abs(row["plain_lag_ms"] - row["lag_ms"]) <= 1000 * M.GUARD_S + 1e-6
-            and row["plain_prominence"] >= plain_95)
+def _agrees(row: dict, dominance_95: float) -> bool:
+    return row["dominance"] >= dominance_95
 
 
 def _wrong(r: dict) -> bool:
@@ -170,22 +148,21 @@ def _wrong(r: dict) -> bool:
 
 def fit(rows: list[dict], margin: float) -> tuple[tuple[float, float, float], list[dict]]:
     """EVIDENCE_95: above every unrelated-audio estimate (different songs, nulls); then
-    PROMINENCE_95 (the phase transform's) and PLAIN_PROMINENCE_95 (the plain correlation's):
-    above every wrong estimate on matched pairs that passed the evidence and the agreement."""
+    PROMINENCE_95 (the phase transform's) and DOMINANCE_95 (the waveform's lead): above every
+    wrong estimate on matched pairs that passed the evidence and matched best at the peak."""
     unrelated = [r for r in rows if r["truth_ms"] is None]
     worst_e = max(unrelated, key=lambda r: r["evidence"], default=None)
     e95 = (worst_e["evidence"] if worst_e else 0.0) * margin
     wrong = [r for r in rows if r["truth_ms"] is not None and _wrong(r) and r["evidence"] >= e95
-             and _agrees(r, 0.0)]
+             and _agrees(r, 1.0)]
     worst_p = max(wrong, key=lambda r: r["prominence"], default=None)
-    worst_q = max(wrong, key=lambda r: r["plain_prominence"], default=None)
     grow = lambda v: 1.0 + (v - 1.0) * margin  # noqa: E731
     p95 = max(grow(worst_p["prominence"]) if worst_p else 1.05, 1.05)
-    # Either prominence alone must keep every wrong estimate out: the plain one only has to
-    # keep out those the phase transform's prominence lets in.
+    # Either test alone must keep every wrong estimate out: the dominance only has to keep out
+    # those the prominence lets in.
     let_in = [r for r in wrong if r["prominence"] >= p95]
-    worst_q = max(let_in, key=lambda r: r["plain_prominence"], default=None)
-    q95 = grow(worst_q["plain_prominence"]) if worst_q else 1.0
+    worst_q = max(let_in, key=lambda r: r["dominance"], default=None)
+    q95 = max(grow(worst_q["dominance"]) if worst_q else 1.0, 1.0)
     return (e95, p95, q95), [r for r in (worst_e, worst_p, worst_q) if r]
 
 
@@ -286,13 +263,13 @@ def main(argv=None) -> int:
     for w in worst:
         print(f"  worst on the fit packages: {w['id']} ({w['mode']}, {w['seconds']} s, {w['condition']}): "
               f"evidence {w['evidence']:.2f}, prominence {w['prominence']:.3f}")
-    print(f"fitted EVIDENCE_95 = {e95:.2f}, PROMINENCE_95 = {p95:.3f}, PLAIN_PROMINENCE_95 = {q95:.3f} "
+    print(f"fitted EVIDENCE_95 = {e95:.2f}, PROMINENCE_95 = {p95:.3f}, DOMINANCE_95 = {q95:.3f} "
           f"(margin {args.margin}); in audiosync/method.py: {M.EVIDENCE_95}, {M.PROMINENCE_95}, "
-          f"{M.PLAIN_PROMINENCE_95}")
-    package = (M.EVIDENCE_95, M.PROMINENCE_95, M.PLAIN_PROMINENCE_95)
+          f"{M.DOMINANCE_95}")
+    package = (M.EVIDENCE_95, M.PROMINENCE_95, M.DOMINANCE_95)
     for rule, limits, name in (
-            ("new", package, "evidence >= {:g}, prominence >= {:g}, plain >= {:g} (the package's)".format(*package)),
-            ("new", (e95, p95, q95), f"evidence >= {e95:.2f}, prominence >= {p95:.3f}, plain >= {q95:.3f} (fitted now)"),
+            ("new", package, "evidence >= {:g}, prominence >= {:g}, dominance >= {:g} (the package's)".format(*package)),
+            ("new", (e95, p95, q95), f"evidence >= {e95:.2f}, prominence >= {p95:.3f}, dominance >= {q95:.3f} (fitted now)"),
             ("old", (0.0, 0.0, 0.0), "prominence >= 2.0/1.9/1.6, offline 1.5 (before)")):
         report(test_rows, rule, limits, f"held-out packages, rule: {name}")
         report(fit_rows, rule, limits, f"fit packages, rule: {name}")

@@ -27,10 +27,10 @@ LAYERS = [
     {"_planner"},                                      # FFTW's planner
     {"_xcorr", "wisdom"},                              # the kernel; wisdom on disk
     {"xcorr", "ffmpeg", "download", "capture"},        # validated wrapper; inputs
-    {"method", "producer"},                            # the decision rule; producer threads
+    {"method", "producer", "exports"},                 # the decision rule; producer threads; timeline files
     {"options", "results"},                            # a sync's options and answers
     {"session", "offline"},                            # the job; whole-file sync
-    {"control", "pulse_server", "plot"},               # the module API the desktop app speaks
+    {"control", "pulse_server", "plot", "timeline", "batch"},  # the module API; N files; many pairs
     {"demo"},
     {"cli"},
     {"__init__", "__main__"},

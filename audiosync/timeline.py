@@ -1,0 +1,337 @@
+"""N recordings on one timeline: every pair measured once, a tree of the surest pairs, cycles checked.
+
+:func:`align` decodes each input once, measures every pair with the
+offline method (:func:`audiosync.offline.compare`), and hands the measured
+pairs to :func:`place`:
+
+* only confident pairs link files; a pair that does not overlap is not
+  confident and links nothing;
+* the links are a spanning tree of the surest pairs (the most evidence
+  first), per group of linked files;
+* every other confident pair closes a cycle: the offsets around it must sum
+  to 0 within ``tolerance_ms``. When cycles disagree, the pair that sits in
+  the most of them (one wrong pair spoils every cycle through it), and of
+  those the weakest, is dropped (``Edge.status == "dropped"``) and the tree
+  is built again;
+* the offsets are then the least-squares fit of every pair kept (the tree
+  and the cycles that agree), so redundant pairs refine them;
+* the group holding ``reference`` (else the largest group) is the
+  timeline; its earliest file starts at 0. A file outside it is unplaced,
+  never forced onto the timeline.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from audiosync import exports
+from audiosync.offline import compare, decode_inputs
+from audiosync.options import FileOptions
+
+__all__ = ["Edge", "Placement", "Timeline", "align", "place"]
+
+# Inputs decoded at once (one ffmpeg each).
+_DECODE_AT_ONCE = 4
+
+
+@dataclass(frozen=True)
+class Edge:
+    """One measured pair: ``b`` starts ``lag_ms`` after ``a`` on the timeline."""
+
+    a: int
+    b: int
+    lag_ms: float
+    confidence: float
+    evidence: float
+    status: str = "weak"
+    """``"tree"`` (places a file), ``"checked"`` (closes a cycle that agrees), ``"dropped"`` (the
+    weakest pair of a cycle that did not agree), ``"weak"`` (not confident: links nothing)."""
+    residual_ms: float | None = None
+    """For a pair that closes a cycle: its measured lag minus the lag the timeline gives it."""
+
+
+@dataclass(frozen=True)
+class Placement:
+    """One input on the timeline."""
+
+    path: str
+    offset_ms: float | None
+    """Where the input starts on the timeline (the earliest placed input starts at 0); None: unplaced."""
+    confidence: float
+    """The least confidence of the pairs that place it (1 for the first of its tree; 0 unplaced)."""
+    duration_s: float
+    edges: tuple[int, ...] = ()
+    """Indices into :attr:`Timeline.edges` of the tree pairs from the root to this input."""
+    drift_ppm: float | None = None
+    """Clock drift against the timeline (not measured yet: None)."""
+
+    @property
+    def unplaced(self) -> bool:
+        return self.offset_ms is None
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """Every input's place on one timeline (see :func:`align`)."""
+
+    files: tuple[Placement, ...]
+    edges: tuple[Edge, ...]
+    sample_rate: int = 16000
+    tolerance_ms: float = 1.0
+    reference: int | None = None
+
+    @property
+    def placed(self) -> tuple[Placement, ...]:
+        return tuple(f for f in self.files if not f.unplaced)
+
+    @property
+    def unplaced(self) -> tuple[Placement, ...]:
+        return tuple(f for f in self.files if f.unplaced)
+
+    @property
+    def dropped(self) -> tuple[Edge, ...]:
+        """The pairs that disagreed with a cycle of surer pairs."""
+        return tuple(e for e in self.edges if e.status == "dropped")
+
+    def to_dict(self) -> dict:
+        files = []
+        for f in self.files:
+            files.append({
+                "path": f.path, "offset_ms": None if f.unplaced else round(f.offset_ms, 3),
+                "confidence": round(f.confidence, 6), "unplaced": f.unplaced,
+                "duration_s": round(f.duration_s, 3), "drift_ppm": f.drift_ppm, "edges": list(f.edges),
+            })
+        edges = [{
+            "a": self.files[e.a].path, "b": self.files[e.b].path, "lag_ms": round(e.lag_ms, 3),
+            "confidence": round(e.confidence, 6),
+            "evidence": round(e.evidence, 3) if math.isfinite(e.evidence) else None, "status": e.status,
+            "residual_ms": None if e.residual_ms is None else round(e.residual_ms, 3),
+        } for e in self.edges]
+        return {"files": files, "edges": edges, "tolerance_ms": self.tolerance_ms}
+
+    def to_json(self, **kwargs) -> str:
+        return json.dumps(self.to_dict(), **kwargs)
+
+    def to_csv(self, path: str | os.PathLike[str]) -> None:
+        """One row per input: path, offset_ms (empty when unplaced), confidence, unplaced, duration_s."""
+        exports.write_csv(self.files, path)
+
+    def to_edl(self, path: str | os.PathLike[str], *, fps: int = 25, title: str = "audiosync") -> None:
+        """A CMX3600 EDL: one audio event per placed input, recorded at its offset (frame accuracy)."""
+        exports.write_edl(self.placed, path, fps=fps, title=title)
+
+    def to_fcpxml(self, path: str | os.PathLike[str], *, title: str = "audiosync") -> None:
+        """Final Cut Pro XML 1.10 (DaVinci Resolve and Premiere import it): one clip per placed
+        input, each on its own lane at its offset, in sample-exact rational time."""
+        exports.write_fcpxml(self.placed, path, title=title)
+
+    def apply(self, directory: str | os.PathLike[str]) -> list[str]:
+        """Write a copy of each placed input to ``directory`` that starts at timeline zero
+        (audio delayed with silence, video shifted by stream copy); returns the paths."""
+        return exports.apply(self.placed, directory)
+
+
+class _Forest:
+    """Union-find over the inputs."""
+
+    def __init__(self, n: int):
+        self.parent = list(range(n))
+
+    def root(self, i: int) -> int:
+        while self.parent[i] != i:
+            self.parent[i] = self.parent[self.parent[i]]
+            i = self.parent[i]
+        return i
+
+    def join(self, i: int, j: int) -> bool:
+        ri, rj = self.root(i), self.root(j)
+        if ri == rj:
+            return False
+        self.parent[rj] = ri
+        return True
+
+
+def _tree(n: int, edges: list[Edge], usable: list[int]) -> list[int]:
+    """The surest spanning forest (Kruskal on evidence, then confidence) of the usable edges."""
+    forest = _Forest(n)
+    order = sorted(usable, key=lambda k: (-_strength(edges[k]), k))
+    return [k for k in order if forest.join(edges[k].a, edges[k].b)]
+
+
+def _strength(e: Edge) -> float:
+    # Evidence keeps ranking surely matched pairs where confidence saturates at 1.
+    return e.evidence if math.isfinite(e.evidence) else e.confidence
+
+
+def _walk(n: int, edges: list[Edge], tree: list[int]) -> tuple[list[float | None], list[int | None], list[int]]:
+    """Offsets along the tree from each group's first input: (offset, parent edge, group id) per input."""
+    adjacent: list[list[int]] = [[] for _ in range(n)]
+    for k in tree:
+        adjacent[edges[k].a].append(k)
+        adjacent[edges[k].b].append(k)
+    offset: list[float | None] = [None] * n
+    via: list[int | None] = [None] * n
+    group = [-1] * n
+    for start in range(n):
+        if offset[start] is not None:
+            continue
+        offset[start], group[start] = 0.0, start
+        stack = [start]
+        while stack:
+            i = stack.pop()
+            for k in adjacent[i]:
+                e = edges[k]
+                j, step = (e.b, e.lag_ms) if e.a == i else (e.a, -e.lag_ms)
+                if offset[j] is None:
+                    offset[j], via[j], group[j] = offset[i] + step, k, start
+                    stack.append(j)
+    return offset, via, group
+
+
+def _path(i: int, edges: list[Edge], via: list[int | None]) -> list[int]:
+    """The tree edges from input i up to its group's first input."""
+    out = []
+    while via[i] is not None:
+        k = via[i]
+        out.append(k)
+        e = edges[k]
+        i = e.a if e.b == i else e.b
+    return out
+
+
+def _cycle(a: int, b: int, edges: list[Edge], via: list[int | None]) -> list[int]:
+    """The tree edges between a and b (their paths to the root, less the shared part)."""
+    pa, pb = _path(a, edges, via), _path(b, edges, via)
+    shared = set(pa) & set(pb)
+    return [k for k in pa + pb if k not in shared]
+
+
+def _fit(n: int, edges: list[Edge], kept: list[int], members: list[int]) -> dict[int, float]:
+    """Least-squares offsets of ``members`` from every kept edge among them, the first at 0."""
+    index = {i: r for r, i in enumerate(members)}
+    rows = [k for k in kept if edges[k].a in index and edges[k].b in index]
+    a = np.zeros((len(rows) + 1, len(members)))
+    y = np.zeros(len(rows) + 1)
+    for r, k in enumerate(rows):
+        a[r, index[edges[k].b]], a[r, index[edges[k].a]] = 1.0, -1.0
+        y[r] = edges[k].lag_ms
+    a[-1, 0] = 1.0  # the first member at 0
+    solution = np.linalg.lstsq(a, y, rcond=None)[0]
+    return {i: float(solution[index[i]]) for i in members}
+
+
+def place(paths: Sequence[str], durations: Sequence[float], edges: Sequence[Edge], *,
+          reference: int | None = None, min_confidence: float = 0.95, tolerance_ms: float = 1.0,
+          sample_rate: int = 16000) -> Timeline:
+    """A timeline from measured pairs (see the module's description). ``reference``: the index of
+    the input whose group is the timeline."""
+    n = len(paths)
+    edges = [replace(e, status="weak", residual_ms=None) for e in edges]
+    usable = [k for k, e in enumerate(edges) if e.confidence >= min_confidence and e.a != e.b]
+    while True:
+        tree = _tree(n, edges, usable)
+        offset, via, group = _walk(n, edges, tree)
+        cycles = []  # the cycles that disagree: each tree path plus the pair that closes it
+        for k in usable:
+            e = edges[k]
+            if k in tree or group[e.a] != group[e.b]:
+                continue
+            if abs(e.lag_ms - (offset[e.b] - offset[e.a])) > tolerance_ms:
+                cycles.append(_cycle(e.a, e.b, edges, via) + [k])
+        if not cycles:
+            break
+        # Drop the pair in the most disagreeing cycles (one wrong pair spoils every cycle through
+        # it); among equals, the weakest. Then build again.
+        votes: dict[int, int] = {}
+        for cycle in cycles:
+            for k in cycle:
+                votes[k] = votes.get(k, 0) + 1
+        drop = min(votes, key=lambda k: (-votes[k], _strength(edges[k]), -k))
+        e = edges[drop]
+        edges[drop] = replace(e, status="dropped", residual_ms=e.lag_ms - (offset[e.b] - offset[e.a]))
+        usable.remove(drop)
+    for k in usable:
+        e = edges[k]
+        if k in tree:
+            edges[k] = replace(e, status="tree")
+        elif group[e.a] == group[e.b]:
+            edges[k] = replace(e, status="checked", residual_ms=e.lag_ms - (offset[e.b] - offset[e.a]))
+    groups: dict[int, list[int]] = {}
+    for i in range(n):
+        groups.setdefault(group[i], []).append(i)
+    if reference is not None:
+        chosen = groups[group[reference]]
+    else:  # the largest group; on a tie, the one holding the earliest input
+        chosen = max(groups.values(), key=lambda members: (len(members), -members[0]))
+    files = [Placement(str(p), None, 0.0, float(d)) for p, d in zip(paths, durations)]
+    if len(chosen) > 1 or reference is not None:
+        kept = [k for k in usable if edges[k].status in ("tree", "checked")]
+        fitted = _fit(n, edges, kept, chosen)
+        zero = min(fitted.values())
+        for i in chosen:
+            route = tuple(reversed(_path(i, edges, via)))
+            confidence = min((edges[k].confidence for k in route), default=1.0)
+            files[i] = replace(files[i], offset_ms=fitted[i] - zero, confidence=confidence, edges=route)
+    return Timeline(tuple(files), tuple(edges), sample_rate, tolerance_ms, reference)
+
+
+def align(paths: Sequence[str | os.PathLike[str]], *, reference: str | os.PathLike[str] | None = None,
+          tolerance_ms: float = 1.0, on_pair: Callable[[Edge], None] | None = None, **options) -> Timeline:
+    """Put every input on one timeline.
+
+    Parameters
+    ----------
+    paths : sequence of str or path
+        Two or more inputs, anything ffmpeg reads (video included: only the
+        audio is used).
+    reference : str or path, optional
+        One of ``paths``: the timeline is the group of inputs linked to it.
+        Default: the largest group.
+    tolerance_ms : float
+        How far from 0 the offsets around a cycle of pairs may sum (1 ms).
+    on_pair : callable, optional
+        Called with each measured :class:`Edge` (for progress).
+    **options
+        The fields of :class:`audiosync.FileOptions` (``sample_rate``,
+        ``max_seconds``, ``min_confidence``, ``method``, ``timeout``: per decode).
+
+    Returns
+    -------
+    Timeline
+    """
+    names = [os.fspath(p) for p in paths]
+    if len(names) < 2:
+        raise ValueError(f"align needs at least 2 inputs, got {len(names)}")
+    if len(set(names)) != len(names):
+        repeated = sorted({p for p in names if names.count(p) > 1})
+        raise ValueError(f"an input is given twice: {repeated[0]!r}")
+    ref_index = None
+    if reference is not None:
+        if os.fspath(reference) not in names:
+            raise ValueError(f"reference {os.fspath(reference)!r} is not one of the inputs")
+        ref_index = names.index(os.fspath(reference))
+    if not (isinstance(tolerance_ms, (int, float)) and not isinstance(tolerance_ms, bool)
+            and math.isfinite(tolerance_ms) and tolerance_ms > 0):
+        raise ValueError(f"tolerance_ms must be positive finite milliseconds, got {tolerance_ms!r}")
+    opts = FileOptions(**options)
+    rate = opts.sample_rate
+    audio: list[np.ndarray] = []
+    for start in range(0, len(names), _DECODE_AT_ONCE):
+        decoded, _ = decode_inputs(names[start:start + _DECODE_AT_ONCE], rate, opts.max_seconds, opts.timeout)
+        audio.extend(decoded)
+    edges = []
+    for i in range(len(names)):
+        for j in range(i + 1, len(names)):
+            lag, fraction, est = compare(audio[i], audio[j], opts.method, rate)
+            edge = Edge(i, j, 1000.0 * (lag + fraction) / rate, est.confidence, est.evidence)
+            edges.append(edge)
+            if on_pair is not None:
+                on_pair(edge)
+    return place(names, [len(a) / rate for a in audio], edges, reference=ref_index,
+                 min_confidence=opts.min_confidence, tolerance_ms=float(tolerance_ms), sample_rate=rate)
