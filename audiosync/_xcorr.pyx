@@ -208,7 +208,7 @@ cdef int _load(const real_t *x, Py_ssize_t m, fft_t *buf, Py_ssize_t total, doub
 
 
 @cython.cdivision(True)     # length >= 2, square roots of positives
-cdef int _pearson(const real_t *source, Py_ssize_t m, const real_t *sample, Py_ssize_t ns,
+cdef int pearson(const real_t *source, Py_ssize_t m, const real_t *sample, Py_ssize_t ns,
                   Py_ssize_t lag, double *coef_out) noexcept nogil:
     """Pearson over the overlap at lag, read in place through offsets, in two
     passes (means, then deviations: no cancellation on a DC offset)."""
@@ -558,7 +558,7 @@ cdef int _correlate(const real_t *source, Py_ssize_t m, const real_t *sample, Py
     free(bmax)
     if status != ST_OK:
         return status
-    return _pearson(source, m, sample, ns, found.lag, &found.coefficient)
+    return pearson(source, m, sample, ns, found.lag, &found.coefficient)
 
 
 # --- the Python-facing kernel ---------------------------------------------------

@@ -46,7 +46,8 @@ import numpy as np
 from audiosync.errors import SilentInputError
 from audiosync.xcorr import Correlator
 
-__all__ = ["METHODS", "NOTHING", "Estimate", "confidence_of", "estimate", "make_correlator"]
+__all__ = ["METHODS", "NOTHING", "Estimate", "confidence_of", "dominance", "estimate", "make_correlator", "pearson",
+           "waveform_evidence"]
 
 METHODS = ("phat", "seed")
 BAND_HZ = 8000.0       # above this codecs differ, and whitening empty bins makes false peaks
@@ -200,7 +201,7 @@ def _weights(correlator: Correlator, sample: np.ndarray, rate: int) -> np.ndarra
     return weights
 
 
-def _pearson(x: np.ndarray, y: np.ndarray) -> float:
+def pearson(x: np.ndarray, y: np.ndarray) -> float:
     if len(x) < 2:
         return -1.0
     x = np.asarray(x, np.float64) - np.mean(x)
@@ -290,5 +291,5 @@ def dominance(correlator: Correlator, sample: np.ndarray, lags: tuple[int, int],
         x, y = _overlap(correlator.source, sample, lag)
         if len(x) < min(len(sample), int(MIN_OVERLAP_S * rate)):
             continue
-        least = min(least, (1.0 - _pearson(x, y)) / unexplained)
+        least = min(least, (1.0 - pearson(x, y)) / unexplained)
     return least

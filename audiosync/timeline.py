@@ -9,7 +9,9 @@ pairs to :func:`place`:
 * the links are a spanning tree of the surest pairs (the most evidence
   first), per group of linked files;
 * every other confident pair closes a cycle: the offsets around it must sum
-  to 0 within ``tolerance_ms``. When cycles disagree, the pair that sits in
+  to 0 within ``tolerance_ms``; and two inputs that the tree puts on top of
+  each other must sound alike there (music built on exact loops matches
+  at places where the inputs do not overlap at all). When cycles disagree, the pair that sits in
   the most of them (one wrong pair spoils every cycle through it), and of
   those the weakest, is dropped (``Edge.status == "dropped"``) and the tree
   is built again;
@@ -31,6 +33,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from audiosync import exports
+from audiosync.method import EVIDENCE_95, pearson, waveform_evidence
 from audiosync.offline import compare, decode_inputs
 from audiosync.options import FileOptions
 
@@ -38,6 +41,8 @@ __all__ = ["Edge", "Placement", "Timeline", "align", "place"]
 
 # Inputs decoded at once (one ffmpeg each).
 _DECODE_AT_ONCE = 4
+# Two inputs placed on top of each other by at least this long must sound alike there.
+CHECK_OVERLAP_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -228,9 +233,11 @@ def _fit(n: int, edges: list[Edge], kept: list[int], members: list[int]) -> dict
 
 def place(paths: Sequence[str], durations: Sequence[float], edges: Sequence[Edge], *,
           reference: int | None = None, min_confidence: float = 0.95, tolerance_ms: float = 1.0,
-          sample_rate: int = 16000) -> Timeline:
+          sample_rate: int = 16000, agree: Callable[[int, int, float], bool] | None = None) -> Timeline:
     """A timeline from measured pairs (see the module's description). ``reference``: the index of
-    the input whose group is the timeline."""
+    the input whose group is the timeline. ``agree(a, b, lag_ms)``: whether inputs a and b sound
+    alike where the timeline puts them (b starting lag_ms after a), asked of every two inputs of
+    a group that no confident pair links; a False counts as a cycle that disagrees."""
     n = len(paths)
     edges = [replace(e, status="weak", residual_ms=None) for e in edges]
     usable = [k for k, e in enumerate(edges) if e.confidence >= min_confidence and e.a != e.b]
@@ -244,6 +251,12 @@ def place(paths: Sequence[str], durations: Sequence[float], edges: Sequence[Edge
                 continue
             if abs(e.lag_ms - (offset[e.b] - offset[e.a])) > tolerance_ms:
                 cycles.append(_cycle(e.a, e.b, edges, via) + [k])
+        if agree is not None:
+            linked = {(edges[k].a, edges[k].b) for k in usable} | {(edges[k].b, edges[k].a) for k in usable}
+            for a in range(n):
+                for b in range(a + 1, n):
+                    if group[a] == group[b] and (a, b) not in linked and not agree(a, b, offset[b] - offset[a]):
+                        cycles.append(_cycle(a, b, edges, via))
         if not cycles:
             break
         # Drop the pair in the most disagreeing cycles (one wrong pair spoils every cycle through
@@ -333,5 +346,27 @@ def align(paths: Sequence[str | os.PathLike[str]], *, reference: str | os.PathLi
             edges.append(edge)
             if on_pair is not None:
                 on_pair(edge)
+    def agree(a: int, b: int, lag_ms: float) -> bool:
+        return sounds_alike(audio[a], audio[b], lag_ms, rate, float(tolerance_ms))
+
     return place(names, [len(a) / rate for a in audio], edges, reference=ref_index,
-                 min_confidence=opts.min_confidence, tolerance_ms=float(tolerance_ms), sample_rate=rate)
+                 min_confidence=opts.min_confidence, tolerance_ms=float(tolerance_ms), sample_rate=rate,
+                 agree=agree)
+
+
+def sounds_alike(x: np.ndarray, y: np.ndarray, lag_ms: float, rate: int, tolerance_ms: float) -> bool:
+    """Whether ``y`` starting ``lag_ms`` after ``x`` matches it: True when they overlap by less
+    than CHECK_OVERLAP_S (nothing to tell), else whether the waveforms' best Pearson within
+    ``tolerance_ms`` of that lag is beyond chance by EVIDENCE_95 decades, as a confident pair."""
+    lag = int(round(lag_ms * rate / 1000.0))  # y[i] meets x[i + lag]
+    start, stop = max(0, -lag), min(len(y), len(x) - lag)
+    if stop - start < CHECK_OVERLAP_S * rate:
+        return True
+    reach = int(math.ceil(tolerance_ms * rate / 1000.0))
+    inner_y = y[start + reach:stop - reach]
+    best = -1.0
+    for d in range(-reach, reach + 1):
+        xs = x[start + reach + lag + d:stop - reach + lag + d]
+        best = max(best, pearson(inner_y, xs))
+    xs = x[start + reach + lag:stop - reach + lag]
+    return waveform_evidence(best, inner_y, xs) >= EVIDENCE_95
