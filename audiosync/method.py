@@ -28,8 +28,7 @@ width and bandwidth. Chance is not the only way to be wrong: a passage
 that the song repeats matches twice. So the place must also stand out:
 its prominence (the peak over the best place more than 30 ms away) must
 reach ``PROMINENCE_95`` to read 0.95, and the waveform must match at the
-peak ``DOMINANCE_95`` times better (in unexplained variance) than at any
-other likely place (the phase transform can prefer a louder near-copy, or
+peak better than at any other likely place by ``LEAD_95`` in Pearson (the phase transform can prefer a louder near-copy, or
 a place sharing one faint band, to the exact one). The confidence is the
 lesser of the readings. The seed method is the original one: raw
 cross-correlation, |Pearson| at the peak as confidence.
@@ -46,7 +45,7 @@ import numpy as np
 from audiosync.errors import SilentInputError
 from audiosync.xcorr import Correlator
 
-__all__ = ["METHODS", "NOTHING", "Estimate", "confidence_of", "dominance", "estimate", "make_correlator", "pearson",
+__all__ = ["METHODS", "NOTHING", "Estimate", "confidence_of", "estimate", "lead", "make_correlator", "pearson",
            "waveform_evidence"]
 
 METHODS = ("phat", "seed")
@@ -63,10 +62,11 @@ EVIDENCE_95 = 8.0
 # The prominence (peak over the best place more than 30 ms away) that reads as 0.95: below
 # it two places of the song match alike (a repeated passage), fitted likewise on wrong answers.
 PROMINENCE_95 = 1.3
-# The waveform's lead at the peak over every other likely place (see dominance()) below which
-# two places sound alike (an exactly repeated passage): the answer is never confident. Fitted
-# likewise on wrong answers.
-DOMINANCE_95 = 2.0
+# The waveform's lead at the peak over every other likely place (see lead(), in Pearson) below
+# which two places sound alike (an exactly repeated passage): the answer is never confident.
+# On the fit packages every wrong answer that passed the evidence had a lead below 0 (at most
+# -0.002); 0.01 keeps a margin above that.
+LEAD_95 = 0.01
 # A capture shorter than this is reported but never confident (custom schedules).
 MIN_CONFIDENT_S = 3.0
 
@@ -79,7 +79,7 @@ class Estimate:
     prominence: float     # peak / best value more than GUARD_S away (nan for seed)
     confidence: float     # in [0, 1]; 0.95 at EVIDENCE_95 (|Pearson| for seed)
     evidence: float = 0.0  # -log10 of the chance of this answer (nan for seed)
-    dominance: float = math.inf  # the waveform's lead over other likely places (see dominance())
+    lead: float = math.inf  # the waveform's Pearson lead over other likely places (see lead())
 
     def lag_ms(self, rate: int) -> float:
         return 1000.0 * (self.lag + self.fraction) / rate
@@ -251,16 +251,16 @@ def estimate(correlator: Correlator, sample: np.ndarray, method: str, rate: int,
     evidence = min(peak_evidence(peak.value, peak.rms, searched * share),
                    waveform_evidence(peak.coefficient, *_overlap(correlator.source, sample, peak.lag)))
     confidence = min(confidence_of(evidence), prominence_confidence(peak.prominence))
-    lead = dominance(correlator, sample, (lo, hi), weights, peak, rate)
-    if lead < DOMINANCE_95:
+    margin = lead(correlator, sample, (lo, hi), weights, peak, rate)
+    if margin < LEAD_95:
         confidence = min(confidence, 0.5)
     if mode == "live" and n < MIN_CONFIDENT_S * rate - 1:
         confidence = min(confidence, 0.5)
-    return Estimate(peak.lag, peak.fraction, peak.coefficient, peak.prominence, confidence, evidence, lead)
+    return Estimate(peak.lag, peak.fraction, peak.coefficient, peak.prominence, confidence, evidence, margin)
 
 
-def dominance(correlator: Correlator, sample: np.ndarray, lags: tuple[int, int], weights: np.ndarray,
-              peak, rate: int) -> float:
+def lead(correlator: Correlator, sample: np.ndarray, lags: tuple[int, int], weights: np.ndarray,
+         peak, rate: int) -> float:
     """How much better the waveform matches at the peak than at any other likely place.
 
     The other places: the phase transform's second place, and the plain
@@ -268,13 +268,11 @@ def dominance(correlator: Correlator, sample: np.ndarray, lags: tuple[int, int],
     Pearson is) best and second places, each more than GUARD_S from the
     peak. The phase transform weighs every band alike: on loop-built music
     it can prefer a place that shares a faint band with the capture, or a
-    louder near-copy of the passage, to the exact one. Returns the least
-    ratio of the unexplained variance ``1 - r`` (r: Pearson over the
-    overlap) at another place to that at the peak: 1 or less when another
-    place matches as well (an exactly repeated passage), large when only
-    the peak matches. Pearson counts each overlap whole, so a partial
-    overlap is judged fairly where the plain correlation's height favours
-    long overlaps.
+    louder near-copy of the passage, to the exact one. Returns the peak's
+    Pearson coefficient minus the best of theirs (each over its own
+    overlap, so a partial overlap is judged fairly where the plain
+    correlation's height favours long overlaps): 0 or less when another
+    place matches as well (an exactly repeated passage).
     """
     guard = int(round(GUARD_S * rate))
     places = {peak.second_lag}
@@ -283,13 +281,12 @@ def dominance(correlator: Correlator, sample: np.ndarray, lags: tuple[int, int],
         places.update((plain.lag, plain.second_lag))
     except ValueError:  # silent: nothing else to compare with
         pass
-    unexplained = max(1.0 - peak.coefficient, 1e-9)
-    least = math.inf
+    best = -1.0
     for lag in places:
         if abs(lag - peak.lag) <= guard:
             continue
         x, y = _overlap(correlator.source, sample, lag)
         if len(x) < min(len(sample), int(MIN_OVERLAP_S * rate)):
             continue
-        least = min(least, (1.0 - pearson(x, y)) / unexplained)
-    return least
+        best = max(best, pearson(x, y))
+    return peak.coefficient - best

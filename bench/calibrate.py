@@ -121,8 +121,8 @@ def estimate_pair(pair: dict, base: Path, rng: np.random.Generator, download: di
                 "truth_ms": truth, "seconds": seconds, "mode": mode,
                 "lag_ms": est.lag_ms(RATE), "evidence": est.evidence, "prominence": est.prominence,
                 "coefficient": est.coefficient, "confidence": est.confidence,
-                # the waveform's lead at the peak over other likely places (method.dominance)
-                "dominance": est.dominance if math.isfinite(est.dominance) else 1e9,
+                # the waveform's Pearson lead at the peak over other likely places (method.lead)
+                "lead": est.lead if math.isfinite(est.lead) else 2.0,
                 "old_lag_ms": 1000.0 * (old_lag + old_fraction) / RATE, "old_prominence": old_prom,
             })
     return rows
@@ -138,14 +138,21 @@ def verdict(row: dict, rule: str, limits: tuple[float, float]) -> tuple[bool, fl
     """(confident, lag_ms) of a row under a rule: "new" (evidence and prominence) or "old" (prominence)."""
     if rule == "old":
         return row["old_prominence"] >= old_threshold(row["seconds"]), row["old_lag_ms"]
-    evidence_95, prominence_95, dominance_95 = limits
+    evidence_95, prominence_95, lead_95 = limits
     short = row["seconds"] is not None and row["seconds"] < M.MIN_CONFIDENT_S
-    return (row["evidence"] >= evidence_95 and row["prominence"] >= prominence_95 and _agrees(row, dominance_95)
+    return (row["evidence"] >= evidence_95 and row["prominence"] >= prominence_95 and _agrees(row, lead_95)
             and not short), row["lag_ms"]
 
 
-def _agrees(row: dict, dominance_95: float) -> bool:
-    return row["dominance"] >= dominance_95
+def _lead(row: dict) -> float:
+    if "lead" in row:
+        return row["lead"]
+    # rows saved when the test was the ratio of unexplained variances (1 - r)
+    return (min(row["dominance"], 1e6) - 1.0) * (1.0 - row["coefficient"])
+
+
+def _agrees(row: dict, lead_95: float) -> bool:
+    return _lead(row) >= lead_95
 
 
 def _wrong(r: dict) -> bool:
@@ -154,21 +161,21 @@ def _wrong(r: dict) -> bool:
 
 def fit(rows: list[dict], margin: float) -> tuple[tuple[float, float, float], list[dict]]:
     """EVIDENCE_95: above every unrelated-audio estimate (different songs, nulls); then
-    PROMINENCE_95 (the phase transform's) and DOMINANCE_95 (the waveform's lead): above every
-    wrong estimate on matched pairs that passed the evidence and matched best at the peak."""
+    PROMINENCE_95 (the phase transform's) and LEAD_95 (the waveform's Pearson lead): above
+    every wrong estimate on matched pairs that passed the evidence and matched best at the peak."""
     unrelated = [r for r in rows if r["truth_ms"] is None]
     worst_e = max(unrelated, key=lambda r: r["evidence"], default=None)
     e95 = (worst_e["evidence"] if worst_e else 0.0) * margin
     wrong = [r for r in rows if r["truth_ms"] is not None and _wrong(r) and r["evidence"] >= e95
-             and _agrees(r, 1.0)]
+             and _agrees(r, 0.0)]
     worst_p = max(wrong, key=lambda r: r["prominence"], default=None)
     grow = lambda v: 1.0 + (v - 1.0) * margin  # noqa: E731
     p95 = max(grow(worst_p["prominence"]) if worst_p else 1.05, 1.05)
-    # Either test alone must keep every wrong estimate out: the dominance only has to keep out
-    # those the prominence lets in.
+    # Either test alone must keep every wrong estimate out: the lead only has to keep out those
+    # the prominence lets in; at least 0.01 (a lead of 0 is two places alike).
     let_in = [r for r in wrong if r["prominence"] >= p95]
-    worst_q = max(let_in, key=lambda r: r["dominance"], default=None)
-    q95 = max(grow(worst_q["dominance"]) if worst_q else 1.0, 1.0)
+    worst_q = max(let_in, key=_lead, default=None)
+    q95 = max(_lead(worst_q) * margin if worst_q else 0.0, 0.01)
     return (e95, p95, q95), [r for r in (worst_e, worst_p, worst_q) if r]
 
 
@@ -273,13 +280,13 @@ def main(argv=None) -> int:
     for w in worst:
         print(f"  worst on the fit packages: {w['id']} ({w['mode']}, {w['seconds']} s, {w['condition']}): "
               f"evidence {w['evidence']:.2f}, prominence {w['prominence']:.3f}")
-    print(f"fitted EVIDENCE_95 = {e95:.2f}, PROMINENCE_95 = {p95:.3f}, DOMINANCE_95 = {q95:.3f} "
+    print(f"fitted EVIDENCE_95 = {e95:.2f}, PROMINENCE_95 = {p95:.3f}, LEAD_95 = {q95:.3f} "
           f"(margin {args.margin}); in audiosync/method.py: {M.EVIDENCE_95}, {M.PROMINENCE_95}, "
-          f"{M.DOMINANCE_95}")
-    package = (M.EVIDENCE_95, M.PROMINENCE_95, M.DOMINANCE_95)
+          f"{M.LEAD_95}")
+    package = (M.EVIDENCE_95, M.PROMINENCE_95, M.LEAD_95)
     for rule, limits, name in (
-            ("new", package, "evidence >= {:g}, prominence >= {:g}, dominance >= {:g} (the package's)".format(*package)),
-            ("new", (e95, p95, q95), f"evidence >= {e95:.2f}, prominence >= {p95:.3f}, dominance >= {q95:.3f} (fitted now)"),
+            ("new", package, "evidence >= {:g}, prominence >= {:g}, lead >= {:g} (the package's)".format(*package)),
+            ("new", (e95, p95, q95), f"evidence >= {e95:.2f}, prominence >= {p95:.3f}, lead >= {q95:.3f} (fitted now)"),
             ("old", (0.0, 0.0, 0.0), "prominence >= 2.0/1.9/1.6, offline 1.5 (before)")):
         report(test_rows, rule, limits, f"held-out packages, rule: {name}")
         report(fit_rows, rule, limits, f"fit packages, rule: {name}")
