@@ -227,9 +227,12 @@ def test_apply_writes_copies_that_start_together(excerpts, tmp_path):
 
 
 @needs_ffmpeg
-def test_cli_align_json(excerpts, capsys):
+def test_cli_align_json(excerpts, capsys, tmp_path):
+    pytest.importorskip("matplotlib")
     paths, truth, other = excerpts
-    assert main(["align", paths[0], paths[1], other, "--json"]) == 1  # one unplaced
+    png = tmp_path / "t.png"
+    assert main(["align", paths[0], paths[1], other, "--json", "--plot", str(png)]) == 1  # one unplaced
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     doc = json.loads(capsys.readouterr().out)
     assert [f["unplaced"] for f in doc["files"]] == [False, False, True]
     assert doc["files"][1]["offset_ms"] == pytest.approx(truth[1], abs=1.0)
