@@ -6,15 +6,14 @@ pairs to :func:`place`:
 
 * only confident pairs link files; a pair that does not overlap is not
   confident and links nothing;
-* the links are a spanning tree of the surest pairs (the most evidence
-  first), per group of linked files;
-* every other confident pair closes a cycle: the offsets around it must sum
-  to 0 within ``tolerance_ms``; and two inputs that the tree puts on top of
-  each other must sound alike there (music built on exact loops matches
-  at places where the inputs do not overlap at all). When cycles disagree, the pair that sits in
-  the most of them (one wrong pair spoils every cycle through it), and of
-  those the weakest, is dropped (``Edge.status == "dropped"``) and the tree
-  is built again;
+* the pairs kept are the largest set that agrees with one placement
+  (see ``_consensus``): around every cycle the offsets must sum to 0
+  within ``tolerance_ms``, and two inputs placed on top of each other must
+  sound alike there (music built on exact loops matches at places where
+  the inputs do not overlap at all). One wrong pair loses to the several
+  that contradict it; in a lone cycle the weakest pair goes. The others are
+  dropped (``Edge.status == "dropped"``); the kept pairs form a spanning
+  tree of the surest (``"tree"``) and the rest (``"checked"``);
 * the offsets are then the least-squares fit of every pair kept (the tree
   and the cycles that agree), so redundant pairs refine them;
 * the group holding ``reference`` (else the largest group) is the
@@ -28,7 +27,7 @@ import json
 import math
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -43,6 +42,8 @@ __all__ = ["Edge", "Placement", "Timeline", "align", "place"]
 _DECODE_AT_ONCE = 4
 # Two inputs placed on top of each other by at least this long must sound alike there.
 CHECK_OVERLAP_S = 3.0
+# Up to this many confident pairs, every two of them are tried left out (else every one).
+_MAX_PAIRS_LEFT_OUT_TWICE = 40
 
 
 @dataclass(frozen=True)
@@ -210,13 +211,6 @@ def _path(i: int, edges: list[Edge], via: list[int | None]) -> list[int]:
     return out
 
 
-def _cycle(a: int, b: int, edges: list[Edge], via: list[int | None]) -> list[int]:
-    """The tree edges between a and b (their paths to the root, less the shared part)."""
-    pa, pb = _path(a, edges, via), _path(b, edges, via)
-    shared = set(pa) & set(pb)
-    return [k for k in pa + pb if k not in shared]
-
-
 def _fit(n: int, edges: list[Edge], kept: list[int], members: list[int]) -> dict[int, float]:
     """Least-squares offsets of ``members`` from every kept edge among them, the first at 0."""
     index = {i: r for r, i in enumerate(members)}
@@ -231,6 +225,57 @@ def _fit(n: int, edges: list[Edge], kept: list[int], members: list[int]) -> dict
     return {i: float(solution[index[i]]) for i in members}
 
 
+def _consensus(n: int, edges: list[Edge], usable: list[int], tolerance_ms: float,
+               agree: Callable[[int, int, float], bool] | None) -> list[int]:
+    """The largest set of confident pairs that agree with one placement.
+
+    A placement is built from the pairs surest first, leaving out none, one
+    or two of them (every choice; one for many pairs): a pair that links two
+    groups moves the second group into place, a pair inside a group is kept
+    when it agrees within ``tolerance_ms``; the left-out pairs are then kept
+    if they agree. Each placement scores its kept pairs, less the inputs it
+    puts on top of each other that do not sound alike (``agree``); the best
+    score wins, then the most evidence. So one or two wrong pairs lose to
+    the several that contradict them, and in a lone cycle the weakest pair
+    goes.
+    """
+    order = sorted(usable, key=lambda k: (-_strength(edges[k]), k))
+    linked = {(edges[k].a, edges[k].b) for k in usable} | {(edges[k].b, edges[k].a) for k in usable}
+    heard: dict[tuple[int, int, float], bool] = {}
+    choices: list[tuple[int, ...]] = [()] + [(k,) for k in order]
+    if len(order) <= _MAX_PAIRS_LEFT_OUT_TWICE:
+        choices += [(j, k) for i, j in enumerate(order) for k in order[i + 1:]]
+    best, best_score = list(usable), None
+    for left_out in choices:
+        group, offset, kept = list(range(n)), [0.0] * n, []
+        for k in [k for k in order if k not in left_out]:
+            e = edges[k]
+            ga, gb = group[e.a], group[e.b]
+            if ga != gb:
+                shift = offset[e.a] + e.lag_ms - offset[e.b]
+                for i in range(n):
+                    if group[i] == gb:
+                        group[i], offset[i] = ga, offset[i] + shift
+                kept.append(k)
+            elif abs(e.lag_ms - (offset[e.b] - offset[e.a])) <= tolerance_ms:
+                kept.append(k)
+        kept += [k for k in left_out if group[edges[k].a] == group[edges[k].b]
+                 and abs(edges[k].lag_ms - (offset[edges[k].b] - offset[edges[k].a])) <= tolerance_ms]
+        clashes = 0
+        if agree is not None:
+            for a in range(n):
+                for b in range(a + 1, n):
+                    if group[a] == group[b] and (a, b) not in linked:
+                        key = (a, b, round(offset[b] - offset[a], 1))
+                        if key not in heard:
+                            heard[key] = agree(a, b, offset[b] - offset[a])
+                        clashes += not heard[key]
+        score = (len(kept) - clashes, sum(_strength(edges[k]) for k in kept))
+        if best_score is None or score > best_score:
+            best, best_score = kept, score
+    return best
+
+
 def place(paths: Sequence[str], durations: Sequence[float], edges: Sequence[Edge], *,
           reference: int | None = None, min_confidence: float = 0.95, tolerance_ms: float = 1.0,
           sample_rate: int = 16000, agree: Callable[[int, int, float], bool] | None = None) -> Timeline:
@@ -241,34 +286,14 @@ def place(paths: Sequence[str], durations: Sequence[float], edges: Sequence[Edge
     n = len(paths)
     edges = [replace(e, status="weak", residual_ms=None) for e in edges]
     usable = [k for k, e in enumerate(edges) if e.confidence >= min_confidence and e.a != e.b]
-    while True:
-        tree = _tree(n, edges, usable)
-        offset, via, group = _walk(n, edges, tree)
-        cycles = []  # the cycles that disagree: each tree path plus the pair that closes it
-        for k in usable:
+    kept = _consensus(n, edges, usable, tolerance_ms, agree)
+    tree = _tree(n, edges, kept)
+    offset, via, group = _walk(n, edges, tree)
+    for k in usable:
+        if k not in kept:
             e = edges[k]
-            if k in tree or group[e.a] != group[e.b]:
-                continue
-            if abs(e.lag_ms - (offset[e.b] - offset[e.a])) > tolerance_ms:
-                cycles.append(_cycle(e.a, e.b, edges, via) + [k])
-        if agree is not None:
-            linked = {(edges[k].a, edges[k].b) for k in usable} | {(edges[k].b, edges[k].a) for k in usable}
-            for a in range(n):
-                for b in range(a + 1, n):
-                    if group[a] == group[b] and (a, b) not in linked and not agree(a, b, offset[b] - offset[a]):
-                        cycles.append(_cycle(a, b, edges, via))
-        if not cycles:
-            break
-        # Drop the pair in the most disagreeing cycles (one wrong pair spoils every cycle through
-        # it); among equals, the weakest. Then build again.
-        votes: dict[int, int] = {}
-        for cycle in cycles:
-            for k in cycle:
-                votes[k] = votes.get(k, 0) + 1
-        drop = min(votes, key=lambda k: (-votes[k], _strength(edges[k]), -k))
-        e = edges[drop]
-        edges[drop] = replace(e, status="dropped", residual_ms=e.lag_ms - (offset[e.b] - offset[e.a]))
-        usable.remove(drop)
+            edges[k] = replace(e, status="dropped", residual_ms=e.lag_ms - (offset[e.b] - offset[e.a]))
+    usable = kept
     for k in usable:
         e = edges[k]
         if k in tree:
