@@ -30,6 +30,10 @@ class _Parser(argparse.ArgumentParser):
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show debug logs and tracebacks")
+    # The same option after the command; SUPPRESS keeps it from resetting one given before it.
+    sub_common = argparse.ArgumentParser(add_help=False)
+    sub_common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                            help="show debug logs and tracebacks")
     out = argparse.ArgumentParser(add_help=False)
     out.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     out.add_argument("--plot", metavar="FILE.png", help="write a PNG of the correlation (needs audiosync[plot])")
@@ -40,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
                 parents=[common])
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
-    f = sub.add_parser("files", parents=[common, out], help="the lag of OTHER relative to REFERENCE",
+    f = sub.add_parser("files", parents=[sub_common, out], help="the lag of OTHER relative to REFERENCE",
                        description="Print the lag of OTHER relative to REFERENCE: other(t) ≈ reference(t + lag).")
     f.add_argument("reference", help="file or URL")
     f.add_argument("other", help="file or URL")
@@ -48,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--sample-rate", type=int, default=16000, metavar="R", help="analysis rate (default 16000)")
     f.add_argument("--min-confidence", type=float, default=0.95, metavar="C")
 
-    live = sub.add_parser("live", parents=[common, out], help="sync the desktop's audio against a song",
+    live = sub.add_parser("live", parents=[sub_common, out], help="sync the desktop's audio against a song",
                           description="Record the desktop while decoding the song; print how far into the "
                                       "song the desktop is (positive: seek the video forward).")
     live.add_argument("url", nargs="?", metavar="URL_OR_PATH", help="media URL, YouTube page or file")
@@ -63,15 +67,15 @@ def _parser() -> argparse.ArgumentParser:
                       help="how far from --hint to search first (default 3000)")
     live.add_argument("--min-confidence", type=float, default=0.95, metavar="C")
 
-    s = sub.add_parser("setup", parents=[common], help="route a player into the dedicated audiosync sink")
+    s = sub.add_parser("setup", parents=[sub_common], help="route a player into the dedicated audiosync sink")
     s.add_argument("player", metavar="PLAYER_NAME", help="the player's application.name, e.g. Spotify")
 
-    sub.add_parser("prepare", parents=[common], help="measure FFTW plans for the sizes audiosync uses (once)",
+    sub.add_parser("prepare", parents=[sub_common], help="measure FFTW plans for the sizes audiosync uses (once)",
                    description="Measure FFTW plans for the transform sizes of a live sync and save them as "
                                "wisdom in the user's cache folder; later runs plan them at no cost. "
                                "Takes minutes; run it once per machine, e.g. at set-up.")
 
-    a = sub.add_parser("align", parents=[common], help="put several recordings on one timeline",
+    a = sub.add_parser("align", parents=[sub_common], help="put several recordings on one timeline",
                        description="Measure every pair of FILEs and place them on one timeline (the earliest "
                                    "placed file starts at 0); a file that overlaps none is reported unplaced.")
     a.add_argument("files", nargs="+", metavar="FILE", help="two or more files or URLs (video: its audio)")
@@ -86,7 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--sample-rate", type=int, default=16000, metavar="R", help="analysis rate (default 16000)")
     a.add_argument("--min-confidence", type=float, default=0.95, metavar="C")
 
-    b = sub.add_parser("batch", parents=[common], help="sync the pairs of a CSV manifest",
+    b = sub.add_parser("batch", parents=[sub_common], help="sync the pairs of a CSV manifest",
                        description="Sync every reference,other pair of MANIFEST (a CSV; optional columns: "
                                    "max_seconds, sample_rate, min_confidence, timeout, method) and append one "
                                    "JSON line per pair to RESULTS. Pairs already in RESULTS are skipped, so a "
@@ -98,7 +102,7 @@ def _parser() -> argparse.ArgumentParser:
                                                          "(needs audiosync[dask])")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    d = sub.add_parser("demo", parents=[common], help="run the main job on a built-in example")
+    d = sub.add_parser("demo", parents=[sub_common], help="run the main job on a built-in example")
     d.add_argument("--offline", action="store_true", help="skip PulseAudio: run the example through sync_files")
     return p
 
