@@ -228,6 +228,16 @@ def _batch(args: argparse.Namespace) -> int:
     return EXIT_ERROR if failed else EXIT_CONFIDENT
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from audiosync.demo import main as demo
+
+    return demo(offline=args.offline)
+
+
+_COMMANDS = {"files": _files, "live": _live, "setup": _setup, "prepare": _prepare, "align": _align,
+             "batch": _batch, "demo": _demo}
+
+
 class _UsageError(Exception):
     pass
 
@@ -239,21 +249,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         logging.basicConfig(level=logging.WARNING, format="audiosync: %(message)s")
     try:
-        if args.command == "files":
-            return _files(args)
-        if args.command == "live":
-            return _live(args)
-        if args.command == "setup":
-            return _setup(args)
-        if args.command == "prepare":
-            return _prepare(args)
-        if args.command == "align":
-            return _align(args)
-        if args.command == "batch":
-            return _batch(args)
-        from audiosync.demo import main as demo
-
-        return demo(offline=args.offline)
+        return _COMMANDS[args.command](args)
     except KeyboardInterrupt:
         print("audiosync: interrupted", file=sys.stderr)
         return 130

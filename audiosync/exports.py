@@ -11,8 +11,6 @@ import csv
 import os
 import re
 import subprocess
-import xml.etree.ElementTree as ET
-from fractions import Fraction
 from urllib.parse import quote
 
 from audiosync import ffmpeg
@@ -84,6 +82,8 @@ def read_edl(path, *, fps: int = 25) -> list[tuple[str, float, float]]:
 
 def _seconds(value: float) -> str:
     """Rational FCPXML time in 48 kHz ticks, reduced: '3/2s', '10s', '0s'."""
+    from fractions import Fraction  # here, not at import: it costs import audiosync ~30 ms
+
     t = Fraction(round(value * _FCP_TICKS), _FCP_TICKS)
     return f"{t.numerator}s" if t.denominator == 1 else f"{t.numerator}/{t.denominator}s"
 
@@ -91,6 +91,8 @@ def _seconds(value: float) -> str:
 def write_fcpxml(placed, path, *, title: str = "audiosync") -> None:
     """FCPXML 1.10: an asset per input (its file as a ``media-rep``) and a sequence whose gap
     holds one ``asset-clip`` per input on its own lane, at its offset."""
+    import xml.etree.ElementTree as ET  # here, not at import: it costs import audiosync ~40 ms
+
     root = ET.Element("fcpxml", version="1.10")
     resources = ET.SubElement(root, "resources")
     ET.SubElement(resources, "format", id="r0", name="FFVideoFormat1080p25", frameDuration="1/25s",
