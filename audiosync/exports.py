@@ -14,6 +14,7 @@ import subprocess
 from urllib.parse import quote
 
 from audiosync import ffmpeg
+from audiosync.errors import InputError
 
 __all__ = ["apply", "read_edl", "write_csv", "write_edl", "write_fcpxml"]
 
@@ -134,10 +135,13 @@ def apply(placed, directory) -> list[str]:
             raise ValueError(f"apply would overwrite its input {p.path!r}; choose another folder")
         delay_s = p.offset_ms / 1000.0
         source = "file:" + os.path.abspath(p.path)
-        subprocess.run(ffmpeg.command(
+        run = subprocess.run(ffmpeg.command(
             "-y", "-itsoffset", f"{delay_s:.6f}", "-i", source, "-i", source,
             "-map", "0:v?", "-map", "1:a:0", "-c:v", "copy",
             "-af", f"adelay=delays={p.offset_ms:.3f}:all=1", "file:" + os.path.abspath(out),
-        ), check=True, capture_output=True)
+        ), capture_output=True, text=True)
+        if run.returncode != 0:
+            words = (run.stderr.strip().splitlines() or ["no message"])[-1]
+            raise InputError(f"cannot write a shifted copy of {p.path!r} to {out!r}: {words}")
         written.append(out)
     return written

@@ -244,3 +244,15 @@ def test_cli_align_bad_export_is_usage(excerpts, capsys):
     paths, _, _ = excerpts
     assert main(["align", *paths[:2], "--export", "aaf", "x.aaf"]) == 2
     assert "csv, edl, fcpxml" in capsys.readouterr().err
+
+
+@needs_ffmpeg
+def test_apply_that_ffmpeg_cannot_write_is_a_named_error(tmp_path):
+    from audiosync.errors import InputError
+    from audiosync.exports import apply
+    from audiosync.timeline import Placement
+
+    text = tmp_path / "notes.wav"
+    text.write_text("not audio")
+    with pytest.raises(InputError, match="cannot write a shifted copy of .*notes.wav"):
+        apply([Placement(str(text), 0.0, 1.0, 1.0)], tmp_path / "out")
