@@ -51,6 +51,10 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--max-seconds", type=float, metavar="S", help="read at most S seconds of each")
     f.add_argument("--sample-rate", type=int, default=16000, metavar="R", help="analysis rate (default 16000)")
     f.add_argument("--min-confidence", type=float, default=0.95, metavar="C")
+    f.add_argument("--all", action="store_true", help="list every place OTHER occurs in REFERENCE")
+    f.add_argument("--ref-window", type=_window, metavar="START:DUR",
+                   help="read only DUR seconds of REFERENCE from START (DUR empty: to the end)")
+    f.add_argument("--other-window", type=_window, metavar="START:DUR", help="likewise for OTHER")
 
     live = sub.add_parser("live", parents=[sub_common, out], help="sync the desktop's audio against a song",
                           description="Record the desktop while decoding the song; print how far into the "
@@ -107,6 +111,15 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _window(text: str) -> tuple[float, float | None]:
+    """START:DUR (seconds; DUR may be empty: to the end) for --ref-window and --other-window."""
+    start, sep, duration = text.partition(":")
+    try:
+        return float(start), float(duration) if duration.strip() else None
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected START:DUR in seconds, got {text!r}") from None
+
+
 def _progress(p: Progress) -> None:
     print(f"  {p.describe()}", file=sys.stderr, flush=True)
 
@@ -122,6 +135,13 @@ def _report(result: SyncResult, args: argparse.Namespace) -> int:
     else:
         verdict = "confident" if result.confident else f"NOT confident ({result.reason})"
         print(f"lag {lag:.1f} ms, confidence {result.confidence:.3f}, {verdict}")
+        if result.drift_ppm is not None:
+            print(f"drift {result.drift_ppm:+.2f} ± {result.drift_ppm_error:.2f} ppm over "
+                  f"{len(result.lag_map)} windows" + "".join(
+                      f"; break at {b.time_s:.1f} s: {b.lag_before_ms:.1f} -> {b.lag_after_ms:.1f} ms"
+                      for b in result.breaks))
+        for m in result.matches or ():
+            print(f"match at {m.lag_ms + args.calibration:.1f} ms, confidence {m.confidence:.3f}")
     return EXIT_CONFIDENT if result.confident else EXIT_NOT_CONFIDENT
 
 
@@ -130,7 +150,8 @@ def _files(args: argparse.Namespace) -> int:
 
     result = sync_files(args.reference, args.other, sample_rate=args.sample_rate,
                         max_seconds=args.max_seconds, min_confidence=args.min_confidence,
-                        keep_audio=bool(args.plot))
+                        keep_audio=bool(args.plot), drift=True, all_matches=args.all,
+                        reference_window=args.ref_window, other_window=args.other_window)
     return _report(result, args)
 
 

@@ -11,6 +11,7 @@ __all__ = [
     "ManifestError",
     "MissingExtraError",
     "SilentInputError",
+    "WindowError",
 ]
 
 
@@ -32,6 +33,10 @@ class InputError(AudiosyncError):
 
 class InputNotFoundError(InputError, FileNotFoundError):
     """A local input file does not exist (or is a directory)."""
+
+
+class WindowError(InputError, ValueError):
+    """A search window (``reference_window``, ``other_window``) holds no audio of its input."""
 
 
 class CaptureError(AudiosyncError):

@@ -56,6 +56,7 @@ GUARD_S = 0.030        # zone around the peak left out of the second peak
 MIN_OVERLAP_S = 1.0    # lags overlapping less than this are not considered
 SPECTRUM_BANDS = 256   # the capture's spectrum is read in this many bands up to BAND_HZ
 EMPTY_BAND_DB = 50.0   # a band this far below the capture's loudest one is empty: it does not vote
+WELCH_SEGMENT = 4096   # spectra are averaged over segments this long (256 ms at 16 kHz)
 # The evidence, in decades (-log10 of the chance), that reads as confidence 0.95: fitted on
 # the corpus's fit packages (bench/calibrate.py) so that no unrelated audio reached it.
 EVIDENCE_95 = 8.0
@@ -132,15 +133,28 @@ def peak_evidence(value: float, rms: float, independent_lags: float) -> float:
 
 
 def _band_powers(x: np.ndarray, top: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """The power of x (mean removed) in up to SPECTRUM_BANDS equal bands of its DFT bins from
-    0 to ``top`` (a share of the Nyquist frequency), summing to 1; and each band's width in bins."""
-    spec = np.fft.rfft(np.asarray(x, np.float64) - np.mean(x))
-    power = (spec.real ** 2 + spec.imag ** 2)[1:max(2, int(round((len(spec) - 1) * top)) + 1)]
+    """The power of x (mean removed) in up to SPECTRUM_BANDS equal bands from 0 to ``top`` (a
+    share of the Nyquist frequency), summing to 1; and each band's width in bins of x's own DFT.
+
+    Averaged over Hann-windowed segments of WELCH_SEGMENT samples (Welch): the same shares as
+    one transform of all of x, at a fixed cost and memory per sample whatever its length.
+    """
+    length = len(x)
+    seg = min(WELCH_SEGMENT, length)
+    frames = length // seg
+    window = np.hanning(seg) if seg >= 16 else np.ones(seg)
+    mean = float(np.mean(x, dtype=np.float64))
+    power = np.zeros(seg // 2 + 1)
+    for i in range(0, frames, 64):  # 64 segments at a time: bounded memory for an hour
+        block = np.asarray(x[i * seg:min(frames, i + 64) * seg], np.float64).reshape(-1, seg) - mean
+        spec = np.fft.rfft(block * window, axis=1)
+        power += (spec.real ** 2 + spec.imag ** 2).sum(axis=0)
+    power = power[1:max(2, int(round((len(power) - 1) * top)) + 1)]
     count = min(SPECTRUM_BANDS, len(power))
     edges = np.linspace(0, len(power), count + 1).astype(int)  # strictly increasing: count <= len
     bands = np.add.reduceat(power, edges[:-1])
     total = bands.sum()
-    return (bands / total if total > 0 else bands), np.diff(edges)
+    return (bands / total if total > 0 else bands), np.diff(edges) * (length / seg)
 
 
 def waveform_evidence(coefficient: float, x: np.ndarray, y: np.ndarray) -> float:
@@ -218,7 +232,8 @@ def _overlap(source: np.ndarray, sample: np.ndarray, lag: int) -> tuple[np.ndarr
 
 
 def estimate(correlator: Correlator, sample: np.ndarray, method: str, rate: int, mode: str = "offline",
-             interval_s: float = math.inf, window: tuple[int, int] | None = None) -> Estimate:
+             interval_s: float = math.inf, window: tuple[int, int] | None = None,
+             lags: tuple[int, int] | None = None, searched: int | None = None) -> Estimate:
     """Locate ``sample`` in the correlator's source and say how sure that is.
 
     Every allowed lag is searched. ``window`` (lags ``lo`` to ``hi``, in
@@ -226,7 +241,11 @@ def estimate(correlator: Correlator, sample: np.ndarray, method: str, rate: int,
     best peak lies there, its chance is that of the narrower search. A
     wrong window therefore changes no answer and adds little confidence.
     ``mode`` ("live" or "offline") only decides whether a capture shorter
-    than MIN_CONFIDENT_S may be confident.
+    than MIN_CONFIDENT_S may be confident. ``lags`` limits the search to
+    lags ``lo`` to ``hi`` (a narrow look around a known lag, or a part of
+    the song with other places left out), and ``searched`` says how many
+    lags the chance is counted over when more were looked at than ``lags``
+    holds (every match of a clip is looked for over the whole range).
     """
     m, n = correlator.source.shape[0], len(sample)
     if method == "seed":
@@ -237,13 +256,17 @@ def estimate(correlator: Correlator, sample: np.ndarray, method: str, rate: int,
         return Estimate(peak.lag, 0.0, peak.coefficient, math.nan, abs(peak.coefficient), math.nan)
     overlap = min(int(MIN_OVERLAP_S * rate), n, m)
     lo, hi = -(n - overlap), m - overlap
+    if lags is not None:
+        lo, hi = max(lo, int(lags[0])), min(hi, int(lags[1]))
+        if lo > hi:
+            return NOTHING
     weights = _weights(correlator, sample, rate)
     try:
         peak = correlator.find(sample, lags=(lo, hi), weights=weights, beta=1.0,
                                guard=int(round(GUARD_S * rate)))
     except SilentInputError:
         return NOTHING
-    searched = hi - lo + 1
+    searched = hi - lo + 1 if searched is None else max(int(searched), hi - lo + 1)
     if window is not None and window[0] <= peak.lag <= window[1]:
         searched = min(searched, window[1] - window[0] + 1)
     # Lags closer than the band's resolution are not independent.

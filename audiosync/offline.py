@@ -8,29 +8,48 @@ import time
 
 import numpy as np
 
+from audiosync._sizes import working_length
 from audiosync.download import input_args
-from audiosync.errors import InputError
+from audiosync.errors import InputError, WindowError
+from audiosync.lagmap import LagMap, anchor, lag_map, warp
+from audiosync.matches import find_matches
 from audiosync.method import Estimate, estimate, make_correlator
 from audiosync.options import FileOptions
 from audiosync.producer import Producer
-from audiosync.results import Progress, SyncResult
+from audiosync.results import Match, Progress, SyncResult
+from audiosync.xcorr import Correlator
 
 __all__ = ["compare", "decode_inputs", "sync_files"]
 
 # Without max_seconds, inputs are read up to this long; the buffers are
 # zero-filled lazily, so an unused capacity costs no memory.
 _DEFAULT_MAX_S = 3600.0
+# Transforms longer than this (35 min of both at 16 kHz, about 0.5 GB of buffers) are not made:
+# longer inputs are located from windows (lagmap.anchor), which keeps an hour-long pair under 1 GB.
+FULL_LIMIT = 1 << 25
+_WINDOW_NAMES = ("reference_window", "other_window")
+
+
+def _windowed(args: list[str], window: tuple[float, float | None] | None) -> list[str]:
+    """ffmpeg input arguments that read only ``window`` (start_s, duration_s) of the input."""
+    if window is None:
+        return args
+    start, duration = window
+    extra = ["-ss", f"{start:.6f}"] + ([] if duration is None else ["-t", f"{duration:.6f}"])
+    return [*args[:-2], *extra, *args[-2:]]  # input options go before the final "-i URL"
 
 
 def decode_inputs(inputs, sample_rate: int, max_seconds: float | None = None,
-                  timeout: float | None = None) -> tuple[list[np.ndarray], bool]:
+                  timeout: float | None = None, windows=None) -> tuple[list[np.ndarray], bool]:
     """Decode every input whole, at once (one ffmpeg each), to mono float32 at ``sample_rate``.
 
     Returns the arrays and whether every input ended before ``timeout``
-    (else each array holds what was decoded by then). Raises InputError
-    for an input that gives no audio.
+    (else each array holds what was decoded by then). ``windows``: one
+    ``(start_s, duration_s)`` or None per input. Raises InputError for an
+    input that gives no audio, WindowError for a window past its end.
     """
-    args = [input_args(url) for url in inputs]
+    windows = list(windows or [None] * len(inputs))
+    args = [_windowed(input_args(url), w) for url, w in zip(inputs, windows)]
     capacity = int(round((max_seconds or _DEFAULT_MAX_S) * sample_rate))
     cond = threading.Condition()
     producers: list[Producer] = []
@@ -46,7 +65,10 @@ def decode_inputs(inputs, sample_rate: int, max_seconds: float | None = None,
         # on filling its buffer. The buffers stay valid.
         for p in producers:
             p.stop()
-    for url, count, error in zip(inputs, counts, errors):
+    for i, (url, count, error) in enumerate(zip(inputs, counts, errors)):
+        if count == 0 and finished and not error and windows[i] is not None:
+            name = _WINDOW_NAMES[i] if len(inputs) == 2 else f"window {i}"
+            raise WindowError(f"{name} {windows[i]} lies past the end of {str(url)!r}: no audio in it")
         if count == 0 and not finished:
             raise InputError(f"{str(url)!r} gave no audio within the {timeout} s timeout")
         if count == 0:
@@ -59,11 +81,49 @@ def decode_inputs(inputs, sample_rate: int, max_seconds: float | None = None,
 def compare(ref: np.ndarray, oth: np.ndarray, method: str, sample_rate: int) -> tuple[int, float, Estimate]:
     """Where ``oth`` sits in ``ref``: (lag, fraction, estimate), ``oth(t) ≈ ref(t + lag + fraction)``
     in samples. The shorter array is searched for in the longer one."""
+    lag, fraction, est, _ = _compare(ref, oth, method, sample_rate)
+    return lag, fraction, est
+
+
+def _compare(ref: np.ndarray, oth: np.ndarray, method: str, sample_rate: int
+             ) -> tuple[int, float, Estimate, Correlator | None]:
+    """:func:`compare`, and the correlator of ``ref`` when ``oth`` was the one searched for."""
     if len(oth) <= len(ref):
-        est = estimate(make_correlator(ref, len(oth), method, sample_rate), oth, method, sample_rate, "offline")
-        return est.lag, est.fraction, est
+        correlator = make_correlator(ref, len(oth), method, sample_rate)
+        est = estimate(correlator, oth, method, sample_rate, "offline")
+        return est.lag, est.fraction, est, correlator
     est = estimate(make_correlator(oth, len(ref), method, sample_rate), ref, method, sample_rate, "offline")
-    return -est.lag, -est.fraction, est
+    return -est.lag, -est.fraction, est, None
+
+
+def _fits(ref: np.ndarray, oth: np.ndarray) -> bool:
+    """Whether one transform of both stays within FULL_LIMIT."""
+    return working_length(len(ref) + min(len(ref), len(oth)) - 1) <= FULL_LIMIT
+
+
+def _locate(ref, oth, opts: FileOptions) -> tuple[float, Estimate, LagMap | None, Correlator | None]:
+    """The lag (samples, fractional), its estimate, the lag map (when asked or needed), the correlator."""
+    rate, method = opts.sample_rate, opts.method
+    if _fits(ref, oth) or method == "seed":
+        lag, fraction, est, correlator = _compare(ref, oth, method, rate)
+        if not opts.drift:
+            return lag + fraction, est, None, correlator
+        lm = lag_map(ref, oth, lag + fraction, rate, method, min_confidence=opts.min_confidence, wide=correlator)
+        if lm.drift_ppm is None:
+            return lag + fraction, est, lm, correlator
+        if correlator is not None and abs(lm.slope) * len(oth) > 0.25:
+            # The whole, played at the reference's pace: one sharp peak, judged by the usual rule.
+            est = estimate(correlator, warp(oth, lm.slope)[:correlator.max_sample_length], method, rate,
+                           "offline")
+        return lm.start, est, lm, correlator
+    start, slope, est = anchor(ref, oth, rate, method, opts.min_confidence)
+    lm = lag_map(ref, oth, start, rate, method, slope=slope, min_confidence=opts.min_confidence, margin_s=0.1)
+    if lm.fitted >= 2:
+        start, slope = lm.start, lm.slope
+    if opts.drift:
+        return start, est, lm, None
+    middle = (max(0.0, -start) + min(len(oth), len(ref) - start)) / 2  # the middle of the overlap
+    return start + slope * middle, est, None, None
 
 
 def sync_files(reference: str | os.PathLike[str], other: str | os.PathLike[str], **options) -> SyncResult:
@@ -79,9 +139,14 @@ def sync_files(reference: str | os.PathLike[str], other: str | os.PathLike[str],
         (16000), ``max_seconds`` (read at most this many seconds of each;
         default one hour), ``min_confidence`` (0.95), ``keep_audio`` (keep
         the two decoded arrays in ``SyncResult.audio``), ``method``
-        (``"phat"`` or ``"seed"``, see the README) and ``timeout`` (stop
+        (``"phat"`` or ``"seed"``, see the README), ``timeout`` (stop
         decoding after this many seconds and answer from what was decoded,
-        never confidently, ``reason="timeout"``).
+        never confidently, ``reason="timeout"``), ``drift`` (the lag over
+        time: ``lag_map``, ``drift_ppm``, ``breaks``, and ``lag_ms`` at the
+        start of ``other``), ``all_matches`` (every confident place in
+        ``matches``), ``reference_window`` and ``other_window``
+        (``(start_s, duration_s)``: read only that part; lags stay in each
+        input's own timeline).
 
     Returns
     -------
@@ -91,23 +156,44 @@ def sync_files(reference: str | os.PathLike[str], other: str | os.PathLike[str],
 
     Raises
     ------
-    InputNotFoundError (a FileNotFoundError), InputError, FFmpegNotFoundError, ValueError
+    InputNotFoundError (a FileNotFoundError), InputError, WindowError (a ValueError),
+    FFmpegNotFoundError, ValueError
     """
     opts = FileOptions(**options)
     sample_rate, method = opts.sample_rate, opts.method
     t0 = time.monotonic()
-    (ref, oth), finished = decode_inputs((reference, other), sample_rate, opts.max_seconds, opts.timeout)
-    lag, fraction, est = compare(ref, oth, method, sample_rate)
+    (ref, oth), finished = decode_inputs((reference, other), sample_rate, opts.max_seconds, opts.timeout,
+                                         (opts.reference_window, opts.other_window))
+    lag, est, lm, correlator = _locate(ref, oth, opts)
+    # Lags in each input's own timeline: the windows' starts put back.
+    shift_ms = 1000.0 * ((opts.reference_window or (0.0,))[0] - (opts.other_window or (0.0,))[0])
+    other_start_s = (opts.other_window or (0.0,))[0]
+    lag_ms = 1000.0 * lag / sample_rate + shift_ms
+    matches = None
+    if opts.all_matches:
+        if correlator is None:  # other is the longer one, or too long for one transform
+            correlator = make_correlator(ref, len(oth), method, sample_rate) if len(oth) <= len(ref) else None
+        found = [] if correlator is None or not _fits(ref, oth) else \
+            find_matches(correlator, oth, method, sample_rate, opts.min_confidence)
+        matches = tuple(Match(1000.0 * (e.lag + e.fraction) / sample_rate + shift_ms, e.confidence) for e in found)
     confidence, coefficient = est.confidence, est.coefficient
-    progress = Progress(interval_s=len(oth) / sample_rate, lag_ms=1000.0 * (lag + fraction) / sample_rate,
+    progress = Progress(interval_s=len(oth) / sample_rate, lag_ms=lag_ms,
                         confidence=confidence, confident=finished and confidence >= opts.min_confidence,
                         downloaded_s=len(ref) / sample_rate, evidence=est.evidence, prominence=est.prominence,
                         elapsed_s=time.monotonic() - t0)
+    extra = {}
+    if lm is not None:
+        extra = dict(
+            drift_ppm=lm.drift_ppm, drift_ppm_error=lm.drift_ppm_error,
+            lag_map=tuple(p._replace(time_s=p.time_s + other_start_s, lag_ms=p.lag_ms + shift_ms)
+                          for p in lm.points),
+            breaks=tuple(b._replace(time_s=b.time_s + other_start_s, lag_before_ms=b.lag_before_ms + shift_ms,
+                                    lag_after_ms=b.lag_after_ms + shift_ms) for b in lm.breaks))
     return SyncResult(
-        lag_ms=progress.lag_ms, confidence=confidence, confident=progress.confident,
+        lag_ms=lag_ms, confidence=confidence, confident=progress.confident,
         interval_s=progress.interval_s, elapsed_s=time.monotonic() - t0,
         reason="complete" if finished else "timeout",
-        lag_samples=int(lag), sample_rate=sample_rate, coefficient=float(coefficient),
-        prominence=float(est.prominence), evidence=float(est.evidence),
-        history=(progress,), audio=(ref, oth) if opts.keep_audio else None,
+        lag_samples=int(round(lag_ms * sample_rate / 1000.0)), sample_rate=sample_rate,
+        coefficient=float(coefficient), prominence=float(est.prominence), evidence=float(est.evidence),
+        history=(progress,), audio=(ref, oth) if opts.keep_audio else None, matches=matches, **extra,
     )

@@ -106,7 +106,44 @@ class FileOptions(_CommonOptions):
 
     max_seconds: float | None = None
     """Read at most this many seconds of each input (None: up to an hour)."""
+    drift: bool = False
+    """Measure the lag over time: ``lag_map``, ``drift_ppm`` and ``breaks``, and give ``lag_ms``
+    at the start of ``other`` (drift-corrected) instead of the whole's single best lag."""
+    all_matches: bool = False
+    """List every confident place where ``other`` occurs in ``reference`` in ``matches``."""
+    reference_window: tuple[float, float | None] | None = None
+    """Read only ``(start_s, duration_s)`` of the reference (duration None: to the end); lags stay
+    in each input's own timeline."""
+    other_window: tuple[float, float | None] | None = None
+    """Likewise for ``other``."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
         object.__setattr__(self, "max_seconds", _number("max_seconds", self.max_seconds))
+        object.__setattr__(self, "drift", bool(self.drift))
+        object.__setattr__(self, "all_matches", bool(self.all_matches))
+        for name in ("reference_window", "other_window"):
+            object.__setattr__(self, name, _window(name, getattr(self, name)))
+
+
+def _window(name: str, value: object) -> tuple[float, float | None] | None:
+    """``(start_s, duration_s)`` checked: a start of at least 0, a positive duration or None."""
+    if value is None:
+        return None
+    try:
+        start, duration = value  # type: ignore[misc]
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be (start_s, duration_s), got {value!r}") from None
+    ok_start = isinstance(start, (int, float)) and not isinstance(start, bool) and math.isfinite(start) \
+        and start >= 0
+    if not ok_start:
+        raise ValueError(f"{name} must start at a finite time of at least 0 s, got {start!r}")
+    if duration is not None:
+        ok = isinstance(duration, (int, float)) and not isinstance(duration, bool) \
+            and not math.isnan(duration) and duration > 0
+        if not ok:
+            raise ValueError(f"{name} must last a positive number of seconds (or None: to the end), "
+                             f"got {duration!r}")
+        if math.isinf(duration):
+            duration = None
+    return float(start), None if duration is None else float(duration)

@@ -62,7 +62,9 @@ def plot_result(result: SyncResult, path: str | os.PathLike[str], title: str | N
     """Write a PNG of ``result`` (which needs ``keep_audio=True``) to ``path``.
 
     Top: the correlation against the lag in ms with the chosen peak marked.
-    Bottom: the two signals around the match, aligned by the lag.
+    Middle: the two signals around the match, aligned by the lag.
+    Bottom (with ``drift=True``): the lag map, each window's lag minus
+    the lag at the start, with the drift line and the breaks.
     Needs matplotlib: ``pip install 'audiosync[plot]'``.
     """
     plt = _pyplot()
@@ -77,7 +79,11 @@ def plot_result(result: SyncResult, path: str | os.PathLike[str], title: str | N
     blocks = len(lags) // step
     idx = np.abs(corr[: blocks * step]).reshape(blocks, step).argmax(axis=1) + np.arange(blocks) * step
 
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 6.5), constrained_layout=True)
+    rows = 3 if result.lag_map else 2
+    fig, axes = plt.subplots(rows, 1, figsize=(10, 3.25 * rows), constrained_layout=True)
+    top, bottom = axes[0], axes[1]
+    if result.lag_map:
+        _lag_map(axes[2], result)
     top.plot(1000 * lags[idx] / rate, corr[idx], lw=0.7, color="#345")
     peak = int(np.searchsorted(lags, result.lag_samples))
     peak = min(peak, len(corr) - 1)
@@ -105,3 +111,21 @@ def plot_result(result: SyncResult, path: str | os.PathLike[str], title: str | N
     bottom.legend(loc="upper right")
     fig.savefig(os.fspath(path), dpi=100)
     plt.close(fig)
+
+
+def _lag_map(ax, result: SyncResult) -> None:
+    """Each window's lag relative to ``result.lag_ms``: confident ones filled, the drift line, the breaks."""
+    t = np.array([p.time_s for p in result.lag_map])
+    lag = np.array([p.lag_ms for p in result.lag_map]) - result.lag_ms
+    sure = np.array([p.confidence for p in result.lag_map]) >= 0.95
+    ax.plot(t[sure], lag[sure], "o", color="#345", ms=4, label="window (confident)")
+    ax.plot(t[~sure], lag[~sure], "o", mfc="none", color="#999", ms=4, label="window (not confident)")
+    if result.drift_ppm is not None:
+        span = np.array([0.0, t.max()])
+        ax.plot(span, 1e-3 * result.drift_ppm * span, color="#d33", lw=1,
+                label=f"drift {result.drift_ppm:+.1f} ± {result.drift_ppm_error or 0:.1f} ppm")
+    for b in result.breaks:
+        ax.axvline(b.time_s, color="#e90", lw=1, ls="--")
+    ax.set_xlabel("time in the other recording (s)")
+    ax.set_ylabel("lag - lag at start (ms)")
+    ax.legend(loc="best")

@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["Progress", "SyncResult"]
+from audiosync.lagmap import Break, MapPoint
+
+__all__ = ["Match", "Progress", "SyncResult"]
+
+
+class Match(NamedTuple):
+    """One place where ``other`` occurs in the reference (``SyncResult.matches``)."""
+
+    lag_ms: float
+    confidence: float
 
 
 @dataclass(frozen=True)
@@ -71,6 +81,18 @@ class SyncResult:
     """Every interval's estimate, in order."""
     audio: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
     """With ``keep_audio=True``: the (source, sample) arrays the answer came from."""
+    drift_ppm: float | None = None
+    """With ``drift=True``: how much faster ``other`` plays the reference, in parts per million
+    (``other(t) ≈ reference(t (1 + drift_ppm 1e-6) + lag_ms / 1000)``); None when not asked or
+    when fewer than 3 windows were found."""
+    drift_ppm_error: float | None = None
+    """The standard error of ``drift_ppm``."""
+    lag_map: tuple[MapPoint, ...] = field(default=(), repr=False)
+    """With ``drift=True``: ``(time_s, lag_ms, confidence)`` per window of ``other``."""
+    breaks: tuple[Break, ...] = ()
+    """With ``drift=True``: ``(time_s, lag_before_ms, lag_after_ms)`` where the lag jumps."""
+    matches: tuple[Match, ...] | None = None
+    """With ``all_matches=True``: every confident place of ``other`` in the reference, by lag."""
 
     def to_dict(self) -> dict:
         """The answer as JSON-ready values (the keys of ``audiosync files --json``)."""
@@ -80,4 +102,15 @@ class SyncResult:
             "evidence": round(self.evidence, 3) if math.isfinite(self.evidence) else None,
             "interval_s": round(self.interval_s, 3), "elapsed_s": round(self.elapsed_s, 3),
             "reason": self.reason, "lag_samples": self.lag_samples, "sample_rate": self.sample_rate,
+            "drift_ppm": _rounded(self.drift_ppm, 3), "drift_ppm_error": _rounded(self.drift_ppm_error, 3),
+            "lag_map": [{"time_s": round(p.time_s, 3), "lag_ms": round(p.lag_ms, 3),
+                         "confidence": round(p.confidence, 6)} for p in self.lag_map],
+            "breaks": [{"time_s": b.time_s, "lag_before_ms": round(b.lag_before_ms, 3),
+                        "lag_after_ms": round(b.lag_after_ms, 3)} for b in self.breaks],
+            **({} if self.matches is None else {"matches": [
+                {"lag_ms": round(m.lag_ms, 3), "confidence": round(m.confidence, 6)} for m in self.matches]}),
         }
+
+
+def _rounded(value: float | None, digits: int) -> float | None:
+    return None if value is None or not math.isfinite(value) else round(value, digits)

@@ -63,7 +63,8 @@ def test_files_plot_is_a_png(media, capture_wav, tmp_path):
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
     import matplotlib.image
 
-    assert matplotlib.image.imread(str(png)).shape[:2] == (650, 1000)
+    # three panels: the correlation, the aligned signals, the lag map (the CLI always measures drift)
+    assert matplotlib.image.imread(str(png)).shape[:2] == (975, 1000)
 
 
 def test_files_not_confident_exits_1(media, tmp_path):

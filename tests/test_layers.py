@@ -28,6 +28,7 @@ LAYERS = [
     {"_xcorr", "wisdom"},                              # the kernel; wisdom on disk
     {"xcorr", "ffmpeg", "download", "capture"},        # validated wrapper; inputs
     {"method", "producer", "exports"},                 # the decision rule; producer threads; timeline files
+    {"lagmap", "matches"},                             # the lag over time; every match
     {"options", "results"},                            # a sync's options and answers
     {"session", "offline"},                            # the job; whole-file sync
     {"control", "pulse_server", "plot", "timeline", "batch"},  # the module API; N files; many pairs

@@ -1,0 +1,267 @@
+"""The lag over time: windows of ``other`` found near a model line, clock drift and breaks.
+
+Two clocks never run at exactly the same rate: ``other(t) ≈ ref(t (1 + d) + a)``.
+One correlation of the whole answers the lag of the middle and smears the
+peak by ``d`` times the length. Here ``other`` is cut into windows; each
+window is looked for in a narrow range of the reference around the model
+line ``lag(t) = a + d t``, with the reference read along that line (cubic
+interpolation), so a window's peak stays sharp whatever the drift. The
+window lags are fitted by a line (least squares on the windows that agree,
+the others left out), and the search is done again along the new line:
+two rounds reach the precision of the windows themselves.
+
+A window that is not found near the line is looked for in the whole
+reference when a correlator for that is at hand: a confident place
+elsewhere is a break (an edit, a lost buffer, another intro).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import NamedTuple
+
+import numpy as np
+
+from audiosync.method import Estimate, estimate, make_correlator
+from audiosync.xcorr import Correlator
+
+__all__ = ["Break", "LagMap", "MapPoint", "anchor", "decimate", "lag_map", "warp", "window_samples"]
+
+MAX_WINDOW_S = 10.0    # longer windows add little precision and blur a break's place
+MIN_WINDOW_S = 2.0     # shorter ones are too often not confident
+WINDOWS = 6            # a short overlap is cut into this many windows (a line needs 3)
+FIRST_MARGIN_S = 0.1   # the first round's reach around the line, plus FIRST_PPM of the overlap
+FIRST_PPM = 1000.0     # clocks drifting more than this are not clocks but speed changes
+FINAL_MARGIN_S = 0.005  # the last round's reach beyond the spread of the first
+BREAK_MS = 1.0         # a window this far off the line (and beyond its noise) is elsewhere
+MIN_FIT = 3            # windows needed for a drift
+MAX_WIDE = 24          # windows looked for in the whole reference, at most
+
+
+class MapPoint(NamedTuple):
+    """One window of the lag map."""
+
+    time_s: float
+    """The window's middle, in seconds of ``other``'s own timeline."""
+    lag_ms: float
+    """The lag there: ``other(time_s) ≈ reference(time_s + lag_ms / 1000)``."""
+    confidence: float
+
+
+class Break(NamedTuple):
+    """A jump of the lag between two neighbouring windows."""
+
+    time_s: float
+    lag_before_ms: float
+    lag_after_ms: float
+
+
+@dataclass(frozen=True)
+class LagMap:
+    """What :func:`lag_map` found (lags in samples of the analysis rate, times in samples of other)."""
+
+    start: float             # the line's lag at other's sample 0
+    slope: float             # d: lag samples per sample of other
+    slope_error: float       # its standard error (inf with fewer than MIN_FIT windows)
+    points: tuple[MapPoint, ...]
+    breaks: tuple[Break, ...]
+    fitted: int              # windows on the line
+
+    @property
+    def drift_ppm(self) -> float | None:
+        return None if self.fitted < MIN_FIT else 1e6 * self.slope
+
+    @property
+    def drift_ppm_error(self) -> float | None:
+        return None if self.fitted < MIN_FIT else 1e6 * self.slope_error
+
+
+def window_samples(overlap: int, rate: int) -> int:
+    """The window length for an overlap of ``overlap`` samples."""
+    w = min(MAX_WINDOW_S * rate, max(MIN_WINDOW_S * rate, overlap / WINDOWS))
+    return int(min(w, overlap))
+
+
+def _along(ref: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """``ref`` read at fractional ``positions`` (Catmull-Rom cubic; 0 outside)."""
+    i = np.floor(positions).astype(np.int64)
+    t = positions - i
+    inside = (i >= 1) & (i < len(ref) - 2)
+    i = np.where(inside, i, 1)
+    p0, p1, p2, p3 = (ref[i + k].astype(np.float64) for k in (-1, 0, 1, 2))
+    y = p1 + 0.5 * t * (p2 - p0 + t * (2 * p0 - 5 * p1 + 4 * p2 - p3 + t * (3 * (p1 - p2) + p3 - p0)))
+    return np.where(inside, y, 0.0).astype(np.float32)
+
+
+def warp(oth: np.ndarray, slope: float) -> np.ndarray:
+    """``oth`` played back ``1 + slope`` times slower, so that it keeps time with the reference."""
+    length = int(len(oth) * (1.0 + slope))
+    return _along(oth, np.arange(length, dtype=np.float64) / (1.0 + slope))
+
+
+def _find_near(ref: np.ndarray, x: np.ndarray, s: int, start: float, slope: float, margin: int,
+               method: str, rate: int) -> Estimate | None:
+    """Window ``x`` (other from sample ``s``) looked for within ``margin`` of the line.
+
+    Returns the estimate with ``lag`` the window's offset from the line (in
+    samples), or None when the line leaves the reference there.
+    """
+    w = len(x)
+    ks = np.arange(-margin, w + margin, dtype=np.float64)
+    positions = start + (s + ks) * (1.0 + slope)
+    if positions[0] < 1 or positions[-1] >= len(ref) - 2:
+        return None
+    y = _along(ref, positions)
+    correlator = make_correlator(y, w, method, rate)
+    est = estimate(correlator, x, method, rate, "offline", lags=(0, 2 * margin))
+    return replace(est, lag=est.lag - margin)
+
+
+def _fit(t: np.ndarray, lag: np.ndarray, tolerance: float) -> tuple[float, float, float, np.ndarray]:
+    """Robust line through (t, lag): least squares, then again without the points off it.
+
+    Returns (intercept, slope, slope standard error, inlier mask).
+    """
+    keep = np.ones(len(t), bool)
+    for _ in range(4):
+        if keep.sum() < 2:
+            break
+        slope, intercept = np.polyfit(t[keep], lag[keep], 1)
+        residual = lag - (intercept + slope * t)
+        spread = 1.4826 * float(np.median(np.abs(residual[keep])))
+        new = np.abs(residual) <= max(tolerance, 4.0 * spread)
+        if (new == keep).all():
+            break
+        keep = new
+    if keep.sum() < 2:
+        return float(lag[0]) if len(lag) else 0.0, 0.0, math.inf, keep
+    slope, intercept = np.polyfit(t[keep], lag[keep], 1)
+    n = int(keep.sum())
+    if n < MIN_FIT:
+        return float(intercept), float(slope), math.inf, keep
+    residual = lag[keep] - (intercept + slope * t[keep])
+    tc = t[keep] - t[keep].mean()
+    error = math.sqrt(float(np.sum(residual ** 2)) / (n - 2) / max(float(np.sum(tc ** 2)), 1e-300))
+    return float(intercept), float(slope), error, keep
+
+
+def lag_map(ref: np.ndarray, oth: np.ndarray, lag: float, rate: int, method: str = "phat",
+            slope: float = 0.0, min_confidence: float = 0.95, wide: Correlator | None = None,
+            margin_s: float | None = None) -> LagMap:
+    """The lag of ``oth`` in ``ref`` window by window, around the line ``lag + slope * t``.
+
+    ``lag`` (samples, fractional) is where the line starts, at ``oth``'s
+    sample 0; ``wide`` (a correlator of the whole ``ref`` for samples as
+    long as a window) looks for the windows not found near the line.
+    """
+    m, n = len(ref), len(oth)
+    first = max(0, int(math.ceil(-lag)))
+    last = min(n, int(math.floor((m - lag) / (1.0 + slope))))
+    overlap = last - first
+    tolerance = BREAK_MS * rate / 1000.0
+    if overlap < MIN_WINDOW_S * rate:
+        return LagMap(lag, slope, math.inf, (), (), 0)
+    w = window_samples(overlap, rate)
+    count = overlap // w
+    offset = first + (overlap - count * w) // 2
+    starts = [offset + i * w for i in range(count)]
+    margin = int(round((FIRST_MARGIN_S + FIRST_PPM * 1e-6 * overlap / rate) * rate)) \
+        if margin_s is None else int(round(margin_s * rate))
+    start = float(lag)
+    found: dict[int, Estimate] = {}
+    keep = np.zeros(0, bool)
+    error = math.inf
+    for _ in range(3):
+        found = {}
+        for s in starts:
+            est = _find_near(ref, oth[s:s + w], s, start, slope, margin, method, rate)
+            if est is not None:
+                found[s] = est
+        sure = [s for s in found if found[s].confidence >= min_confidence]
+        if len(sure) < 2:
+            break
+        t = np.array([s + w / 2 for s in sure], np.float64)
+        lags = np.array([start + slope * (s + w / 2) + found[s].lag + found[s].fraction for s in sure])
+        new_start, new_slope, error, keep = _fit(t, lags, tolerance)
+        settled = abs(new_slope - slope) * overlap < 0.05 and abs(new_start - start) < 0.05
+        start, slope = new_start, new_slope
+        residual = lags[keep] - (start + slope * t[keep])
+        spread = float(np.max(np.abs(residual))) if keep.any() else 0.0
+        margin = int(math.ceil(spread + FINAL_MARGIN_S * rate))
+        if settled:
+            break
+    points: list[MapPoint] = []
+    wide_left = MAX_WIDE
+    for s in starts:
+        mid = s + w / 2
+        est = found.get(s)
+        if est is not None and est.confidence >= min_confidence:
+            lag_here = start + slope * mid + est.lag + est.fraction
+            points.append(MapPoint(mid / rate, 1000.0 * lag_here / rate, est.confidence))
+            continue
+        if wide is not None and wide_left > 0:
+            wide_left -= 1
+            far = estimate(wide, oth[s:s + w], method, rate, "offline")
+            if far.confidence >= min_confidence:
+                points.append(MapPoint(mid / rate, 1000.0 * (far.lag + far.fraction) / rate, far.confidence))
+                continue
+        confidence = est.confidence if est is not None else 0.0
+        guess = start + slope * mid + (est.lag + est.fraction if est is not None else 0.0)
+        points.append(MapPoint(mid / rate, 1000.0 * guess / rate, confidence))
+    fitted = int(keep.sum()) if len(keep) else 0
+    return LagMap(start, slope, error, tuple(points), _breaks(points, slope, min_confidence, tolerance / rate),
+                  fitted)
+
+
+def _breaks(points: list[MapPoint], slope: float, min_confidence: float, tolerance_s: float) -> tuple[Break, ...]:
+    """Where consecutive confident windows disagree with the line between them by more than tolerance."""
+    sure = [p for p in points if p.confidence >= min_confidence]
+    out = []
+    for p, q in zip(sure, sure[1:]):
+        expected = p.lag_ms + 1000.0 * slope * (q.time_s - p.time_s)
+        if abs(q.lag_ms - expected) > 1000.0 * tolerance_s:
+            out.append(Break(round((p.time_s + q.time_s) / 2, 3), p.lag_ms, q.lag_ms))
+    return tuple(out)
+
+
+
+# -- long inputs: where the line is, from a few windows at a low rate ------------------------
+
+ANCHOR_RATE = 2000     # the rate of the first look at long inputs (0-1 kHz)
+ANCHOR_S = 30.0        # each anchor window's length
+ANCHORS = 6            # windows spread over other
+
+
+def decimate(x: np.ndarray, q: int) -> np.ndarray:
+    """``x`` averaged over blocks of ``q`` samples: a cheap low-pass and a ``q`` times lower rate."""
+    if q <= 1:
+        return x
+    return x[:len(x) // q * q].reshape(-1, q).mean(axis=1, dtype=np.float32)
+
+
+def anchor(ref: np.ndarray, oth: np.ndarray, rate: int, method: str, min_confidence: float
+           ) -> tuple[float, float, Estimate]:
+    """Where ``oth`` lies in ``ref`` without one transform of both: (lag at oth's 0, slope, best estimate).
+
+    A few windows of ``oth`` are looked for in the whole of ``ref``, both
+    at ANCHOR_RATE (a transform an eighth as long), and a line is drawn
+    through the confident ones. Lags are in samples of ``rate``.
+    """
+    q = max(1, rate // ANCHOR_RATE)
+    low = max(1, int(round(rate / q)))
+    r, o = decimate(ref, q), decimate(oth, q)
+    w = min(len(o), len(r), int(ANCHOR_S * low))
+    correlator = make_correlator(r, w, method, low)
+    count = max(1, min(ANCHORS, len(o) // w))
+    starts = np.linspace(0, len(o) - w, count).astype(int) if count > 1 else [0]
+    found = [(int(s), estimate(correlator, o[s:s + w], method, low, "offline")) for s in starts]
+    best = max(found, key=lambda f: f[1].confidence)[1]
+    sure = [(s, e) for s, e in found if e.confidence >= min_confidence]
+    if len(sure) < 2:
+        return q * (best.lag + best.fraction), 0.0, best
+    t = np.array([q * (s + w / 2) for s, _ in sure], np.float64)
+    lags = np.array([q * (e.lag + e.fraction) for _, e in sure])
+    start, slope, _, keep = _fit(t, lags, 2.0 * q)
+    on_line = [e for (_, e), k in zip(sure, keep) if k]
+    return start, slope, max(on_line or [best], key=lambda e: e.confidence)
