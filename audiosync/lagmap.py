@@ -23,8 +23,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from audiosync.method import Estimate, estimate, make_correlator
-from audiosync.xcorr import Correlator
+from audiosync.method import Estimate, estimate, make_correlator, nearby
+from audiosync.xcorr import Correlator, free_buffers
 
 __all__ = ["Break", "LagMap", "MapPoint", "anchor", "decimate", "lag_map", "warp", "window_samples"]
 
@@ -36,7 +36,7 @@ FIRST_PPM = 1000.0     # clocks drifting more than this are not clocks but speed
 FINAL_MARGIN_S = 0.005  # the last round's reach beyond the spread of the first
 BREAK_MS = 1.0         # a window this far off the line (and beyond its noise) is elsewhere
 MIN_FIT = 3            # windows needed for a drift
-MAX_WIDE = 24          # windows looked for in the whole reference, at most
+MAX_WIDE = 8          # windows looked for in the whole reference, at most (each costs a whole search)
 
 
 class MapPoint(NamedTuple):
@@ -67,6 +67,7 @@ class LagMap:
     points: tuple[MapPoint, ...]
     breaks: tuple[Break, ...]
     fitted: int              # windows on the line
+    origin: float = math.nan  # the lag at other's sample 0 of the stretch that starts it (start when no break)
 
     @property
     def drift_ppm(self) -> float | None:
@@ -114,7 +115,10 @@ def _find_near(ref: np.ndarray, x: np.ndarray, s: int, start: float, slope: floa
         return None
     y = _along(ref, positions)
     correlator = make_correlator(y, w, method, rate)
-    est = estimate(correlator, x, method, rate, "offline", lags=(0, 2 * margin))
+    if method == "phat":
+        est = nearby(correlator, x, rate, (0, 2 * margin))
+    else:
+        est = estimate(correlator, x, method, rate, "offline", lags=(0, 2 * margin))
     return replace(est, lag=est.lag - margin)
 
 
@@ -161,57 +165,66 @@ def lag_map(ref: np.ndarray, oth: np.ndarray, lag: float, rate: int, method: str
     overlap = last - first
     tolerance = BREAK_MS * rate / 1000.0
     if overlap < MIN_WINDOW_S * rate:
-        return LagMap(lag, slope, math.inf, (), (), 0)
+        return LagMap(lag, slope, math.inf, (), (), 0, lag)
     w = window_samples(overlap, rate)
     count = overlap // w
     offset = first + (overlap - count * w) // 2
     starts = [offset + i * w for i in range(count)]
     margin = int(round((FIRST_MARGIN_S + FIRST_PPM * 1e-6 * overlap / rate) * rate)) \
         if margin_s is None else int(round(margin_s * rate))
-    start = float(lag)
+    line = (float(lag), slope)         # the line the windows are looked for along
+    measured = line                     # the line the windows in `found` were measured against
     found: dict[int, Estimate] = {}
     keep = np.zeros(0, bool)
     error = math.inf
     for _ in range(3):
-        found = {}
-        for s in starts:
-            est = _find_near(ref, oth[s:s + w], s, start, slope, margin, method, rate)
-            if est is not None:
-                found[s] = est
+        found = {s: est for s in starts
+                 if (est := _find_near(ref, oth[s:s + w], s, *line, margin, method, rate)) is not None}
+        measured = line
         sure = [s for s in found if found[s].confidence >= min_confidence]
         if len(sure) < 2:
             break
         t = np.array([s + w / 2 for s in sure], np.float64)
-        lags = np.array([start + slope * (s + w / 2) + found[s].lag + found[s].fraction for s in sure])
-        new_start, new_slope, error, keep = _fit(t, lags, tolerance)
-        settled = abs(new_slope - slope) * overlap < 0.05 and abs(new_start - start) < 0.05
-        start, slope = new_start, new_slope
-        residual = lags[keep] - (start + slope * t[keep])
-        spread = float(np.max(np.abs(residual))) if keep.any() else 0.0
-        margin = int(math.ceil(spread + FINAL_MARGIN_S * rate))
+        lags = np.array([line[0] + line[1] * (s + w / 2) + found[s].lag + found[s].fraction for s in sure])
+        start, new_slope, error, keep = _fit(t, lags, tolerance)
+        # Windows measured along a line this close to the new one are as sharp: no new round.
+        settled = abs(new_slope - line[1]) * w < 0.05
+        line = (start, new_slope)
+        residual = lags[keep] - (start + new_slope * t[keep])
+        margin = int(math.ceil((float(np.max(np.abs(residual))) if keep.any() else 0.0) + FINAL_MARGIN_S * rate))
         if settled:
             break
+    start, slope = line
     points: list[MapPoint] = []
     wide_left = MAX_WIDE
     for s in starts:
         mid = s + w / 2
         est = found.get(s)
         if est is not None and est.confidence >= min_confidence:
-            lag_here = start + slope * mid + est.lag + est.fraction
+            lag_here = measured[0] + measured[1] * mid + est.lag + est.fraction
             points.append(MapPoint(mid / rate, 1000.0 * lag_here / rate, est.confidence))
             continue
         if wide is not None and wide_left > 0:
             wide_left -= 1
             far = estimate(wide, oth[s:s + w], method, rate, "offline")
             if far.confidence >= min_confidence:
-                points.append(MapPoint(mid / rate, 1000.0 * (far.lag + far.fraction) / rate, far.confidence))
+                lag_here = far.lag + far.fraction - s  # the window's lag counts from its start
+                points.append(MapPoint(mid / rate, 1000.0 * lag_here / rate, far.confidence))
                 continue
         confidence = est.confidence if est is not None else 0.0
-        guess = start + slope * mid + (est.lag + est.fraction if est is not None else 0.0)
+        guess = measured[0] + measured[1] * mid + (est.lag + est.fraction if est is not None else 0.0)
         points.append(MapPoint(mid / rate, 1000.0 * guess / rate, confidence))
     fitted = int(keep.sum()) if len(keep) else 0
+    # The lag at other's start is its first stretch's: the line, unless the first confident
+    # window lies off it (other starts with another part, then jumps to the line's).
+    origin = start
+    first_sure = next((p for p in points if p.confidence >= min_confidence), None)
+    if first_sure is not None:
+        off = first_sure.lag_ms * rate / 1000.0 - (start + slope * first_sure.time_s * rate)
+        if abs(off) > tolerance:
+            origin = start + off
     return LagMap(start, slope, error, tuple(points), _breaks(points, slope, min_confidence, tolerance / rate),
-                  fitted)
+                  fitted, origin)
 
 
 def _breaks(points: list[MapPoint], slope: float, min_confidence: float, tolerance_s: float) -> tuple[Break, ...]:
@@ -256,12 +269,15 @@ def anchor(ref: np.ndarray, oth: np.ndarray, rate: int, method: str, min_confide
     count = max(1, min(ANCHORS, len(o) // w))
     starts = np.linspace(0, len(o) - w, count).astype(int) if count > 1 else [0]
     found = [(int(s), estimate(correlator, o[s:s + w], method, low, "offline")) for s in starts]
+    del correlator, r, o
+    free_buffers()  # the low-rate transform's buffers: the windows to come are much shorter
     best = max(found, key=lambda f: f[1].confidence)[1]
     sure = [(s, e) for s, e in found if e.confidence >= min_confidence]
     if len(sure) < 2:
-        return q * (best.lag + best.fraction), 0.0, best
+        s_best = max(found, key=lambda f: f[1].confidence)[0]
+        return q * (best.lag + best.fraction - s_best), 0.0, best
     t = np.array([q * (s + w / 2) for s, _ in sure], np.float64)
-    lags = np.array([q * (e.lag + e.fraction) for _, e in sure])
+    lags = np.array([q * (e.lag + e.fraction - s) for s, e in sure])  # a window's lag counts from its start
     start, slope, _, keep = _fit(t, lags, 2.0 * q)
     on_line = [e for (_, e), k in zip(sure, keep) if k]
     return start, slope, max(on_line or [best], key=lambda e: e.confidence)

@@ -45,8 +45,8 @@ import numpy as np
 from audiosync.errors import SilentInputError
 from audiosync.xcorr import Correlator
 
-__all__ = ["METHODS", "NOTHING", "Estimate", "confidence_of", "estimate", "lead", "make_correlator", "pearson",
-           "waveform_evidence"]
+__all__ = ["METHODS", "NOTHING", "Estimate", "confidence_of", "estimate", "lead", "make_correlator", "nearby",
+           "pearson", "waveform_evidence"]
 
 METHODS = ("phat", "seed")
 BAND_HZ = 8000.0       # above this codecs differ, and whitening empty bins makes false peaks
@@ -280,6 +280,25 @@ def estimate(correlator: Correlator, sample: np.ndarray, method: str, rate: int,
     if mode == "live" and n < MIN_CONFIDENT_S * rate - 1:
         confidence = min(confidence, 0.5)
     return Estimate(peak.lag, peak.fraction, peak.coefficient, peak.prominence, confidence, evidence, margin)
+
+
+def nearby(correlator: Correlator, sample: np.ndarray, rate: int, lags: tuple[int, int]) -> Estimate:
+    """A look for ``sample`` within ``lags`` only, where it is already known to be (a lag map's window).
+
+    The phase transform's peak, judged by its chance over these lags and
+    the waveform's; no lead over other places (a range a few milliseconds
+    wide holds no repeated passage), so it costs one correlation.
+    """
+    weights = _weights(correlator, sample, rate)
+    try:
+        peak = correlator.find(sample, lags=lags, weights=weights, beta=1.0, guard=int(round(GUARD_S * rate)))
+    except SilentInputError:
+        return NOTHING
+    share = float(np.count_nonzero(weights)) / len(weights)
+    evidence = min(peak_evidence(peak.value, peak.rms, (lags[1] - lags[0] + 1) * share),
+                   waveform_evidence(peak.coefficient, *_overlap(correlator.source, sample, peak.lag)))
+    confidence = min(confidence_of(evidence), prominence_confidence(peak.prominence))
+    return Estimate(peak.lag, peak.fraction, peak.coefficient, peak.prominence, confidence, evidence)
 
 
 def lead(correlator: Correlator, sample: np.ndarray, lags: tuple[int, int], weights: np.ndarray,

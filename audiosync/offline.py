@@ -31,12 +31,20 @@ _WINDOW_NAMES = ("reference_window", "other_window")
 
 
 def _windowed(args: list[str], window: tuple[float, float | None] | None) -> list[str]:
-    """ffmpeg input arguments that read only ``window`` (start_s, duration_s) of the input."""
+    """ffmpeg arguments that read only ``window`` (start_s, duration_s) of the input.
+
+    A fast seek (an input option) to 10 s before the start, then an exact
+    one (an output option: decoded and dropped). A seek past the end alone
+    lands on the last page of some formats (Ogg) and would read its last
+    second as if it were the window; the exact part then leaves nothing.
+    """
     if window is None:
         return args
     start, duration = window
-    extra = ["-ss", f"{start:.6f}"] + ([] if duration is None else ["-t", f"{duration:.6f}"])
-    return [*args[:-2], *extra, *args[-2:]]  # input options go before the final "-i URL"
+    before = max(0.0, start - 10.0)
+    fast = ["-ss", f"{before:.6f}"] if before > 0 else []
+    exact = ["-ss", f"{start - before:.6f}"] + ([] if duration is None else ["-t", f"{duration:.6f}"])
+    return [*args[:-2], *fast, *args[-2:], *exact]  # input options before the final "-i URL"
 
 
 def decode_inputs(inputs, sample_rate: int, max_seconds: float | None = None,
@@ -115,13 +123,13 @@ def _locate(ref, oth, opts: FileOptions) -> tuple[float, Estimate, LagMap | None
             # The whole, played at the reference's pace: one sharp peak, judged by the usual rule.
             est = estimate(correlator, warp(oth, lm.slope)[:correlator.max_sample_length], method, rate,
                            "offline")
-        return lm.start, est, lm, correlator
+        return lm.origin, est, lm, correlator
     start, slope, est = anchor(ref, oth, rate, method, opts.min_confidence)
     lm = lag_map(ref, oth, start, rate, method, slope=slope, min_confidence=opts.min_confidence, margin_s=0.1)
     if lm.fitted >= 2:
         start, slope = lm.start, lm.slope
     if opts.drift:
-        return start, est, lm, None
+        return lm.origin if lm.fitted >= 2 else start, est, lm, None
     middle = (max(0.0, -start) + min(len(oth), len(ref) - start)) / 2  # the middle of the overlap
     return start + slope * middle, est, None, None
 

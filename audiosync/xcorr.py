@@ -11,7 +11,7 @@ from audiosync import _xcorr, wisdom
 from audiosync._sizes import working_length
 from audiosync.errors import SilentInputError
 
-__all__ = ["Correlation", "Correlator", "Peak", "cross_correlation", "working_length"]
+__all__ = ["Correlation", "Correlator", "Peak", "cross_correlation", "free_buffers", "working_length"]
 
 # dtypes the kernel reads directly; anything else is converted to float64 once.
 _KERNEL_DTYPES = (np.dtype(np.float64), np.dtype(np.float32), np.dtype(np.int16))
@@ -98,6 +98,15 @@ def _as_signal(x: object, name: str) -> np.ndarray:
 
 
 _PRECISIONS = ("single", "double")
+
+
+def free_buffers() -> int:
+    """Give back the transform buffers the kernel keeps for the next call of the same size; the bytes freed.
+
+    Worth it after a large transform that will not come again (the first
+    look at an hour-long pair): the buffers otherwise stay until reused.
+    """
+    return _xcorr.free_buffers()
 
 
 class Correlator:
