@@ -204,7 +204,7 @@ def lag_map(ref: np.ndarray, oth: np.ndarray, lag: float, rate: int, method: str
             lag_here = measured[0] + measured[1] * mid + est.lag + est.fraction
             points.append(MapPoint(mid / rate, 1000.0 * lag_here / rate, est.confidence))
             continue
-        if wide is not None and wide_left > 0:
+        if wide is not None and wide_left > 0 and len(keep) and keep.sum() >= 2:  # a line to break from
             wide_left -= 1
             far = estimate(wide, oth[s:s + w], method, rate, "offline")
             if far.confidence >= min_confidence:
@@ -268,7 +268,8 @@ def anchor(ref: np.ndarray, oth: np.ndarray, rate: int, method: str, min_confide
     correlator = make_correlator(r, w, method, low)
     count = max(1, min(ANCHORS, len(o) // w))
     starts = np.linspace(0, len(o) - w, count).astype(int) if count > 1 else [0]
-    found = [(int(s), estimate(correlator, o[s:s + w], method, low, "offline")) for s in starts]
+    # One transform at a time (beside=False): this is the path for inputs too long to spare memory.
+    found = [(int(s), estimate(correlator, o[s:s + w], method, low, "offline", beside=False)) for s in starts]
     del correlator, r, o
     free_buffers()  # the low-rate transform's buffers: the windows to come are much shorter
     best = max(found, key=lambda f: f[1].confidence)[1]

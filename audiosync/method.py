@@ -37,6 +37,7 @@ cross-correlation, |Pearson| at the peak as confidence.
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
@@ -233,7 +234,7 @@ def _overlap(source: np.ndarray, sample: np.ndarray, lag: int) -> tuple[np.ndarr
 
 def estimate(correlator: Correlator, sample: np.ndarray, method: str, rate: int, mode: str = "offline",
              interval_s: float = math.inf, window: tuple[int, int] | None = None,
-             lags: tuple[int, int] | None = None, searched: int | None = None) -> Estimate:
+             lags: tuple[int, int] | None = None, searched: int | None = None, beside: bool = True) -> Estimate:
     """Locate ``sample`` in the correlator's source and say how sure that is.
 
     Every allowed lag is searched. ``window`` (lags ``lo`` to ``hi``, in
@@ -246,6 +247,8 @@ def estimate(correlator: Correlator, sample: np.ndarray, method: str, rate: int,
     the song with other places left out), and ``searched`` says how many
     lags the chance is counted over when more were looked at than ``lags``
     holds (every match of a clip is looked for over the whole range).
+    ``beside=False`` makes the plain correlation after the phase transform,
+    not beside it (one set of transform buffers at a time: less memory).
     """
     m, n = correlator.source.shape[0], len(sample)
     if method == "seed":
@@ -261,10 +264,18 @@ def estimate(correlator: Correlator, sample: np.ndarray, method: str, rate: int,
         if lo > hi:
             return NOTHING
     weights = _weights(correlator, sample, rate)
+    guard = int(round(GUARD_S * rate))
+    # The plain correlation (for lead()) runs beside the phase transform: the kernel releases
+    # the GIL and each call owns its buffers, so a second core halves the wait.
+    plain = _Beside(correlator.find, sample, lags=(lo, hi), weights=weights, beta=0.0, guard=guard,
+                    inline=not beside)
     try:
-        peak = correlator.find(sample, lags=(lo, hi), weights=weights, beta=1.0,
-                               guard=int(round(GUARD_S * rate)))
+        peak = correlator.find(sample, lags=(lo, hi), weights=weights, beta=1.0, guard=guard)
     except SilentInputError:
+        peak = None
+    finally:
+        plain_peak = plain.result()  # joined whatever happened: no thread outlives the call
+    if peak is None:
         return NOTHING
     searched = hi - lo + 1 if searched is None else max(int(searched), hi - lo + 1)
     if window is not None and window[0] <= peak.lag <= window[1]:
@@ -274,7 +285,7 @@ def estimate(correlator: Correlator, sample: np.ndarray, method: str, rate: int,
     evidence = min(peak_evidence(peak.value, peak.rms, searched * share),
                    waveform_evidence(peak.coefficient, *_overlap(correlator.source, sample, peak.lag)))
     confidence = min(confidence_of(evidence), prominence_confidence(peak.prominence))
-    margin = lead(correlator, sample, (lo, hi), weights, peak, rate)
+    margin = lead(correlator, sample, (lo, hi), weights, peak, rate, plain_peak)
     if margin < LEAD_95:
         confidence = min(confidence, 0.5)
     if mode == "live" and n < MIN_CONFIDENT_S * rate - 1:
@@ -301,8 +312,43 @@ def nearby(correlator: Correlator, sample: np.ndarray, rate: int, lags: tuple[in
     return Estimate(peak.lag, peak.fraction, peak.coefficient, peak.prominence, confidence, evidence)
 
 
+class _Beside:
+    """``fn(*args, **kwargs)`` run in a thread of its own; ``result()`` joins it (its value, or
+    None when it raised ValueError: a silent overlap, nothing to compare with)."""
+
+    def __init__(self, fn, *args, inline: bool = False, **kwargs):
+        self._value = None
+        self._error: BaseException | None = None
+        self._thread = None
+        if inline:  # not beside: run in the caller, when it reads the result
+            self._later = lambda: fn(*args, **kwargs)
+            return
+
+        def run():
+            try:
+                self._value = fn(*args, **kwargs)
+            except ValueError:
+                pass
+            except BaseException as exc:  # MemoryError and the like: raised where result() is read
+                self._error = exc
+
+        self._thread = threading.Thread(target=run, name="audiosync-plain", daemon=True)
+        self._thread.start()
+
+    def result(self):
+        if self._thread is None:
+            try:
+                return self._later()
+            except ValueError:
+                return None
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
 def lead(correlator: Correlator, sample: np.ndarray, lags: tuple[int, int], weights: np.ndarray,
-         peak, rate: int) -> float:
+         peak, rate: int, plain=None) -> float:
     """How much better the waveform matches at the peak than at any other likely place.
 
     The other places: the phase transform's second place, and the plain
@@ -318,11 +364,13 @@ def lead(correlator: Correlator, sample: np.ndarray, lags: tuple[int, int], weig
     """
     guard = int(round(GUARD_S * rate))
     places = {peak.second_lag}
-    try:
-        plain = correlator.find(sample, lags=lags, weights=weights, beta=0.0, guard=guard)
+    if plain is None:  # not found beside the phase transform: look now
+        try:
+            plain = correlator.find(sample, lags=lags, weights=weights, beta=0.0, guard=guard)
+        except ValueError:  # silent: nothing else to compare with
+            plain = None
+    if plain is not None:
         places.update((plain.lag, plain.second_lag))
-    except ValueError:  # silent: nothing else to compare with
-        pass
     best = -1.0
     for lag in places:
         if abs(lag - peak.lag) <= guard:
