@@ -22,13 +22,14 @@ from dataclasses import dataclass, field
 
 from audiosync.errors import ClusterError, ManifestError, MissingExtraError
 from audiosync.offline import sync_files
+from audiosync.options import parse_window
 
 __all__ = ["Pair", "batch", "read_manifest", "run_manifest", "run_pair"]
 
 REQUIRED = ("reference", "other")
 # Per-pair options a manifest may give, and how a cell is read.
 OPTION_COLUMNS = {"max_seconds": float, "sample_rate": int, "min_confidence": float, "timeout": float,
-                  "method": str}
+                  "method": str, "reference_window": parse_window, "other_window": parse_window}
 # Pairs in flight per worker: enough to keep each busy, few enough that a huge manifest is not
 # all submitted at once.
 _IN_FLIGHT_PER_WORKER = 2
@@ -51,7 +52,8 @@ class Pair:
 def read_manifest(path: str | os.PathLike[str]) -> list[Pair]:
     """The pairs of a CSV manifest with the columns ``reference,other`` and optional
     per-pair options (``max_seconds``, ``sample_rate``, ``min_confidence``, ``timeout``,
-    ``method``; an empty cell keeps the default). Raises ManifestError (one line)."""
+    ``method``, ``reference_window`` and ``other_window`` as START:DUR; an empty cell keeps
+    the default). Raises ManifestError (one line)."""
     name = os.fspath(path)
     try:
         with open(name, encoding="utf-8", newline="") as f:
@@ -90,8 +92,9 @@ def _options(pair: Pair) -> dict:
         if isinstance(value, str) and read is not str:
             try:
                 value = read(value)
-            except ValueError:
-                raise ValueError(f"{name} must be a number, got {value!r}") from None
+            except ValueError as exc:
+                wanted = "START:DUR" if read is parse_window else "a number"
+                raise ValueError(f"{name} must be {wanted}, got {value!r}") from exc
         options[name] = value
     return options
 
@@ -104,7 +107,7 @@ def run_pair(pair: Pair) -> dict:
     try:
         if not pair.reference or not pair.other:
             raise ValueError("the row has an empty reference or other")
-        result = sync_files(pair.reference, pair.other, **_options(pair))
+        result = sync_files(pair.reference, pair.other, drift=True, **_options(pair))  # as `files --json`
     except Exception as exc:  # noqa: BLE001 - a failed pair is data for its line
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         return {**head, "error": message, "error_type": type(exc).__name__}

@@ -112,12 +112,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _window(text: str) -> tuple[float, float | None]:
-    """START:DUR (seconds; DUR may be empty: to the end) for --ref-window and --other-window."""
-    start, sep, duration = text.partition(":")
+    """START:DUR for --ref-window and --other-window."""
+    from audiosync.options import parse_window
+
     try:
-        return float(start), float(duration) if duration.strip() else None
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected START:DUR in seconds, got {text!r}") from None
+        return parse_window(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _progress(p: Progress) -> None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from audiosync._sizes import ANALYSIS_RATE, DEFAULT_INTERVALS, MAX_DOWNLOAD_S
 from audiosync.method import METHODS
 
-__all__ = ["FileOptions", "SyncOptions"]
+__all__ = ["FileOptions", "SyncOptions", "parse_window"]
 
 # The longest capture interval a job accepts (its buffer is allocated up front).
 MAX_INTERVAL_S = 600.0
@@ -147,3 +147,15 @@ def _window(name: str, value: object) -> tuple[float, float | None] | None:
         if math.isinf(duration):
             duration = None
     return float(start), None if duration is None else float(duration)
+
+
+def parse_window(text: str) -> tuple[float, float | None]:
+    """``"START:DUR"`` in seconds (DUR empty: to the end) as ``(start_s, duration_s)``; the CLI's
+    ``--ref-window``/``--other-window`` and a manifest's window columns. Checked by FileOptions."""
+    start, sep, duration = str(text).partition(":")
+    try:
+        if not sep:
+            raise ValueError
+        return float(start), float(duration) if duration.strip() else None
+    except ValueError:
+        raise ValueError(f"a window is START:DUR in seconds (DUR empty: to the end), got {text!r}") from None

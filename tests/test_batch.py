@@ -66,6 +66,23 @@ def test_every_pair_gets_one_line_with_the_files_keys(pairs_dir, tmp_path, capsy
 
 
 @needs_ffmpeg
+def test_window_columns_reach_the_pair_and_a_bad_window_is_its_line(pairs_dir, tmp_path):
+    folder, rows = pairs_dir
+    (ref, other, lag), (ref2, other2, _) = rows[0], rows[1]
+    path = tmp_path / "m.csv"
+    path.write_text("reference,other,other_window\n"
+                    f"{ref},{other},1.5:2\n"
+                    f"{ref2},{other2},soon\n", encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    assert main(["batch", str(path), "--out", str(out), "--quiet"]) == 3  # a pair failed
+    good, bad = sorted(_lines(out), key=lambda r: r["other"] != other)
+    assert good["confident"] and abs(good["lag_ms"] - lag) < 0.5  # lags stay in each input's timeline
+    assert good["interval_s"] == pytest.approx(2.0, abs=0.05)
+    assert all(1.5 < p["time_s"] < 3.5 for p in good["lag_map"])
+    assert bad["error_type"] == "ValueError" and "other_window" in bad["error"]
+
+
+@needs_ffmpeg
 def test_a_bad_row_and_a_missing_file_are_error_lines_and_the_rest_goes_on(pairs_dir, tmp_path):
     folder, rows = pairs_dir
     path = tmp_path / "m.csv"
