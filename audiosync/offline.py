@@ -19,7 +19,7 @@ from audiosync.producer import Producer
 from audiosync.results import Match, Progress, SyncResult
 from audiosync.xcorr import Correlator
 
-__all__ = ["compare", "decode_inputs", "sync_files"]
+__all__ = ["compare", "decode_inputs", "locate", "sync_files"]
 
 # Without max_seconds, inputs are read up to this long; the buffers are
 # zero-filled lazily, so an unused capacity costs no memory.
@@ -109,8 +109,10 @@ def _fits(ref: np.ndarray, oth: np.ndarray) -> bool:
     return working_length(len(ref) + min(len(ref), len(oth)) - 1) <= FULL_LIMIT
 
 
-def _locate(ref, oth, opts: FileOptions) -> tuple[float, Estimate, LagMap | None, Correlator | None]:
-    """The lag (samples, fractional), its estimate, the lag map (when asked or needed), the correlator."""
+def locate(ref: np.ndarray, oth: np.ndarray, opts: FileOptions) -> tuple[float, Estimate, LagMap | None, Correlator | None]:
+    """Where ``oth`` sits in ``ref`` as :func:`sync_files` answers it, on decoded arrays: the lag
+    (samples, fractional; with ``opts.drift`` at oth's start), its estimate, the lag map (with
+    ``opts.drift``) and the correlator of ``ref`` (None when none was made)."""
     rate, method = opts.sample_rate, opts.method
     if _fits(ref, oth) or method == "seed":
         lag, fraction, est, correlator = _compare(ref, oth, method, rate)
@@ -172,7 +174,7 @@ def sync_files(reference: str | os.PathLike[str], other: str | os.PathLike[str],
     t0 = time.monotonic()
     (ref, oth), finished = decode_inputs((reference, other), sample_rate, opts.max_seconds, opts.timeout,
                                          (opts.reference_window, opts.other_window))
-    lag, est, lm, correlator = _locate(ref, oth, opts)
+    lag, est, lm, correlator = locate(ref, oth, opts)
     # Lags in each input's own timeline: the windows' starts put back.
     shift_ms = 1000.0 * ((opts.reference_window or (0.0,))[0] - (opts.other_window or (0.0,))[0])
     other_start_s = (opts.other_window or (0.0,))[0]

@@ -1,8 +1,9 @@
 """N recordings on one timeline: every pair measured once, a tree of the surest pairs, cycles checked.
 
 :func:`align` decodes each input once, measures every pair with the
-offline method (:func:`audiosync.offline.compare`), and hands the measured
-pairs to :func:`place`:
+offline method with drift (:func:`audiosync.offline.locate`: the lag at
+the start of the pair's second input, and its drift), and hands the
+measured pairs to :func:`place`:
 
 * only confident pairs link files; a pair that does not overlap is not
   confident and links nothing;
@@ -33,7 +34,7 @@ import numpy as np
 
 from audiosync import exports
 from audiosync.method import EVIDENCE_95, pearson, waveform_evidence
-from audiosync.offline import compare, decode_inputs
+from audiosync.offline import decode_inputs, locate
 from audiosync.options import FileOptions
 
 __all__ = ["Edge", "Placement", "Timeline", "align", "place"]
@@ -60,6 +61,8 @@ class Edge:
     weakest pair of a cycle that did not agree), ``"weak"`` (not confident: links nothing)."""
     residual_ms: float | None = None
     """For a pair that closes a cycle: its measured lag minus the lag the timeline gives it."""
+    drift_ppm: float | None = None
+    """How much faster ``b`` plays ``a`` (parts per million); None when not measured (too short)."""
 
 
 @dataclass(frozen=True)
@@ -75,7 +78,9 @@ class Placement:
     edges: tuple[int, ...] = ()
     """Indices into :attr:`Timeline.edges` of the tree pairs from the root to this input."""
     drift_ppm: float | None = None
-    """Clock drift against the timeline (not measured yet: None)."""
+    """How much faster this input plays the timeline's reference (else the first input of its
+    group), in parts per million, from the lag maps of the pairs that place it; None when a pair
+    on the way overlaps too little to tell (fewer than 3 windows) or for :func:`place` alone."""
 
     @property
     def unplaced(self) -> bool:
@@ -118,6 +123,7 @@ class Timeline:
             "confidence": round(e.confidence, 6),
             "evidence": round(e.evidence, 3) if math.isfinite(e.evidence) else None, "status": e.status,
             "residual_ms": None if e.residual_ms is None else round(e.residual_ms, 3),
+            "drift_ppm": None if e.drift_ppm is None else round(e.drift_ppm, 3),
         } for e in self.edges]
         return {"files": files, "edges": edges, "tolerance_ms": self.tolerance_ms}
 
@@ -364,19 +370,51 @@ def align(paths: Sequence[str | os.PathLike[str]], *, reference: str | os.PathLi
         decoded, _ = decode_inputs(names[start:start + _DECODE_AT_ONCE], rate, opts.max_seconds, opts.timeout)
         audio.extend(decoded)
     edges = []
+    measure = replace(opts, drift=True)
     for i in range(len(names)):
         for j in range(i + 1, len(names)):
-            lag, fraction, est = compare(audio[i], audio[j], opts.method, rate)
-            edge = Edge(i, j, 1000.0 * (lag + fraction) / rate, est.confidence, est.evidence)
+            # With drift measured: the lag at j's start, and a pair whose drift smears the whole's
+            # peak is judged on j played at i's pace (see sync_files).
+            lag, est, lm, _ = locate(audio[i], audio[j], measure)
+            edge = Edge(i, j, 1000.0 * lag / rate, est.confidence, est.evidence,
+                        drift_ppm=None if lm is None else lm.drift_ppm)
             edges.append(edge)
             if on_pair is not None:
                 on_pair(edge)
     def agree(a: int, b: int, lag_ms: float) -> bool:
         return sounds_alike(audio[a], audio[b], lag_ms, rate, float(tolerance_ms))
 
-    return place(names, [len(a) / rate for a in audio], edges, reference=ref_index,
-                 min_confidence=opts.min_confidence, tolerance_ms=float(tolerance_ms), sample_rate=rate,
-                 agree=agree)
+    timeline = place(names, [len(a) / rate for a in audio], edges, reference=ref_index,
+                     min_confidence=opts.min_confidence, tolerance_ms=float(tolerance_ms), sample_rate=rate,
+                     agree=agree)
+    return _with_drift(timeline, ref_index)
+
+
+def _with_drift(timeline: Timeline, reference: int | None) -> Timeline:
+    """Each placed input's clock drift against the timeline's reference (else its first input):
+    the drift of every tree pair (from the pair's lag map), summed along the input's route."""
+    edges = timeline.edges
+    pair_ppm = {k: e.drift_ppm for k, e in enumerate(edges)}
+    # The placed inputs are one group; its root (the walk's start) is the one with no route.
+    root = next((i for i, f in enumerate(timeline.files) if not f.unplaced and not f.edges), None)
+    against_first: dict[int, float | None] = {}
+    for i, f in enumerate(timeline.files):
+        if f.unplaced:
+            continue
+        total: float | None = 0.0
+        at = root
+        for k in f.edges:  # from the root to this input
+            e, ppm = edges[k], pair_ppm[k]
+            if ppm is None or total is None:
+                total = None
+                continue
+            total, at = (total + ppm, e.b) if e.a == at else (total - ppm, e.a)
+        against_first[i] = total
+    base = against_first.get(reference, 0.0) if reference is not None else 0.0
+    files = tuple(replace(f, drift_ppm=None if against_first.get(i) is None or base is None
+                          else round(against_first[i] - base, 3))
+                  for i, f in enumerate(timeline.files))
+    return replace(timeline, files=files)
 
 
 def sounds_alike(x: np.ndarray, y: np.ndarray, lag_ms: float, rate: int, tolerance_ms: float) -> bool:

@@ -194,3 +194,20 @@ def test_cli_json_keys_are_the_ones_the_readme_documents(media, tmp_path):
     assert set(out["lag_map"][0]) == {"time_s", "lag_ms", "confidence"}
     assert set(out["matches"][0]) == {"lag_ms", "confidence"}
     assert decode(other).size  # the capture was real audio
+
+
+@needs_ffmpeg
+def test_a_timeline_reports_each_inputs_drift_against_its_reference(real):
+    folder, ref, song = real
+    fast = _drifted(song, folder / "t_fast.opus", 10.0, 30.0, 200)
+    slow = _drifted(song, folder / "t_slow.flac", 25.0, 30.0, -100, codec=("-c:a", "flac"))
+    from audiosync import align
+
+    t = align([ref, fast, slow], reference=ref)
+    by = {f.path: f for f in t.files}
+    assert by[ref].drift_ppm == 0.0 and by[ref].offset_ms == pytest.approx(0.0, abs=1.0)
+    assert by[fast].offset_ms == pytest.approx(10000.0, abs=1.0)  # where it starts, not its middle
+    assert by[slow].offset_ms == pytest.approx(25000.0, abs=1.0)
+    assert by[fast].drift_ppm == pytest.approx(200.0, abs=10.0)
+    assert by[slow].drift_ppm == pytest.approx(-100.0, abs=10.0)
+    assert json.loads(t.to_json())["files"][1]["drift_ppm"] == pytest.approx(200.0, abs=10.0)
