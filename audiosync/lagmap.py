@@ -13,6 +13,10 @@ two rounds reach the precision of the windows themselves.
 A window that is not found near the line is looked for in the whole
 reference when a correlator for that is at hand: a confident place
 elsewhere is a break (an edit, a lost buffer, another intro).
+
+Inputs too long for one transform of both (an hour each) get their first
+line from :func:`anchor`: a few windows of ``other`` looked for in the
+whole reference at a low rate.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ FIRST_PPM = 1000.0     # clocks drifting more than this are not clocks but speed
 FINAL_MARGIN_S = 0.005  # the last round's reach beyond the spread of the first
 BREAK_MS = 1.0         # a window this far off the line (and beyond its noise) is elsewhere
 MIN_FIT = 3            # windows needed for a drift
-MAX_WIDE = 8          # windows looked for in the whole reference, at most (each costs a whole search)
+MAX_WIDE = 8           # windows looked for in the whole reference, at most (each costs a whole search)
 
 
 class MapPoint(NamedTuple):
@@ -216,13 +220,13 @@ def lag_map(ref: np.ndarray, oth: np.ndarray, lag: float, rate: int, method: str
         points.append(MapPoint(mid / rate, 1000.0 * guess / rate, confidence))
     fitted = int(keep.sum()) if len(keep) else 0
     # The lag at other's start is its first stretch's: the line, unless the first confident
-    # window lies off it (other starts with another part, then jumps to the line's).
+    # windows lie off it (other starts with another part, then jumps to the line's). Two windows
+    # must agree on that: one window off the line alone does not move the answer.
     origin = start
-    first_sure = next((p for p in points if p.confidence >= min_confidence), None)
-    if first_sure is not None:
-        off = first_sure.lag_ms * rate / 1000.0 - (start + slope * first_sure.time_s * rate)
-        if abs(off) > tolerance:
-            origin = start + off
+    sure_points = [p for p in points if p.confidence >= min_confidence][:2]
+    offs = [p.lag_ms * rate / 1000.0 - (start + slope * p.time_s * rate) for p in sure_points]
+    if len(offs) == 2 and abs(offs[0]) > tolerance and abs(offs[1] - offs[0]) <= tolerance:
+        origin = start + offs[0]
     return LagMap(start, slope, error, tuple(points), _breaks(points, slope, min_confidence, tolerance / rate),
                   fitted, origin)
 
