@@ -181,11 +181,18 @@ def sync_files(reference: str | os.PathLike[str], other: str | os.PathLike[str],
     lag_ms = 1000.0 * lag / sample_rate + shift_ms
     matches = None
     if opts.all_matches:
-        if correlator is None:  # other is the longer one, or too long for one transform
-            correlator = make_correlator(ref, len(oth), method, sample_rate) if len(oth) <= len(ref) else None
-        found = [] if correlator is None or not _fits(ref, oth) else \
-            find_matches(correlator, oth, method, sample_rate, opts.min_confidence)
-        matches = tuple(Match(1000.0 * (e.lag + e.fraction) / sample_rate + shift_ms, e.confidence) for e in found)
+        if not _fits(ref, oth):
+            raise ValueError(f"all_matches searches one transform of both inputs, at most {FULL_LIMIT} samples "
+                             f"({FULL_LIMIT / sample_rate / 60:.0f} min of both at {sample_rate} Hz): give "
+                             "reference_window or other_window")
+        if len(oth) > len(ref):  # other cannot occur whole in a shorter reference: the one answer
+            found = [(lag, est.confidence)] if est.confidence >= opts.min_confidence else []
+        else:
+            if correlator is None:
+                correlator = make_correlator(ref, len(oth), method, sample_rate)
+            found = [(e.lag + e.fraction, e.confidence)
+                     for e in find_matches(correlator, oth, method, sample_rate, opts.min_confidence)]
+        matches = tuple(Match(1000.0 * at / sample_rate + shift_ms, c) for at, c in found)
     confidence, coefficient = est.confidence, est.coefficient
     progress = Progress(interval_s=len(oth) / sample_rate, lag_ms=lag_ms,
                         confidence=confidence, confident=finished and confidence >= opts.min_confidence,
