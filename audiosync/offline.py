@@ -11,7 +11,7 @@ import numpy as np
 from audiosync._sizes import working_length
 from audiosync.download import input_args
 from audiosync.errors import InputError, WindowError
-from audiosync.lagmap import LagMap, anchor, lag_map, warp
+from audiosync.lagmap import BREAK_MS, LagMap, anchor, lag_map, warp
 from audiosync.matches import find_matches
 from audiosync.method import Estimate, estimate, make_correlator
 from audiosync.options import FileOptions
@@ -125,6 +125,14 @@ def locate(ref: np.ndarray, oth: np.ndarray, opts: FileOptions) -> tuple[float, 
             # The whole, played at the reference's pace: one sharp peak, judged by the usual rule.
             est = estimate(correlator, warp(oth, lm.slope)[:correlator.max_sample_length], method, rate,
                            "offline")
+            at = est.lag + est.fraction  # the lag at oth's start (the warped oth starts with it)
+            if abs(at - lm.start) > BREAK_MS * rate / 1000.0:
+                # The smeared whole had picked another place (a passage that recurs, drifting
+                # alike): the map is made again where the sharp peak is, so both tell one place.
+                lm = lag_map(ref, oth, at, rate, method, slope=lm.slope, min_confidence=opts.min_confidence,
+                             wide=correlator)
+                if lm.fitted < 2:
+                    return at, est, lm, correlator
         return lm.origin, est, lm, correlator
     start, slope, est = anchor(ref, oth, rate, method, opts.min_confidence)
     lm = lag_map(ref, oth, start, rate, method, slope=slope, min_confidence=opts.min_confidence, margin_s=0.1)
