@@ -40,6 +40,7 @@ FIRST_PPM = 1000.0     # clocks drifting more than this are not clocks but speed
 FINAL_MARGIN_S = 0.005  # the last round's reach beyond the spread of the first
 BREAK_MS = 1.0         # a window this far off the line (and beyond its noise) is elsewhere
 MIN_FIT = 3            # windows needed for a drift
+SHARED_SAMPLES = 0.1   # a lag error (samples) the windows can share: a floor under drift_ppm_error
 MAX_WIDE = 8           # windows looked for in the whole reference, at most (each costs a whole search)
 
 
@@ -150,8 +151,12 @@ def _fit(t: np.ndarray, lag: np.ndarray, tolerance: float) -> tuple[float, float
         return float(intercept), float(slope), math.inf, keep
     residual = lag[keep] - (intercept + slope * t[keep])
     tc = t[keep] - t[keep].mean()
-    error = math.sqrt(float(np.sum(residual ** 2)) / (n - 2) / max(float(np.sum(tc ** 2)), 1e-300))
-    return float(intercept), float(slope), error, keep
+    scatter = float(np.sum(residual ** 2)) / (n - 2) / max(float(np.sum(tc ** 2)), 1e-300)
+    # The windows agree with each other better than with the truth: a window's lag can be off
+    # by a share of a sample that they share (the peak's parabola, the cubic reading), which
+    # their scatter does not show. Counted as SHARED_SAMPLES at the two ends of the span.
+    shared = SHARED_SAMPLES / max(float(t[keep].max() - t[keep].min()), 1.0)
+    return float(intercept), float(slope), math.sqrt(scatter + shared ** 2), keep
 
 
 def lag_map(ref: np.ndarray, oth: np.ndarray, lag: float, rate: int, method: str = "phat",

@@ -33,18 +33,18 @@ _WINDOW_NAMES = ("reference_window", "other_window")
 def _windowed(args: list[str], window: tuple[float, float | None] | None) -> list[str]:
     """ffmpeg arguments that read only ``window`` (start_s, duration_s) of the input.
 
-    A fast seek (an input option) to 10 s before the start, then an exact
-    one (an output option: decoded and dropped). A seek past the end alone
-    lands on the last page of some formats (Ogg) and would read its last
-    second as if it were the window; the exact part then leaves nothing.
+    The samples are counted from the first one decoded (``asetpts=N/SR/TB``)
+    and the window cut by that count (``atrim``), so its first sample is the
+    one a whole decode puts at ``start_s``. A seek (``-ss``) goes by the
+    stream's timestamps instead: on a stream that starts before 0 (Opus in
+    WebM, -7 ms) it lands that much off, and past the end some formats (Ogg)
+    still give their last second. The part before the window is decoded.
     """
     if window is None:
         return args
     start, duration = window
-    before = max(0.0, start - 10.0)
-    fast = ["-ss", f"{before:.6f}"] if before > 0 else []
-    exact = ["-ss", f"{start - before:.6f}"] + ([] if duration is None else ["-t", f"{duration:.6f}"])
-    return [*args[:-2], *fast, *args[-2:], *exact]  # input options before the final "-i URL"
+    trim = f"atrim=start={start:.6f}" + ("" if duration is None else f":duration={duration:.6f}")
+    return [*args, "-af", f"asetpts=N/SR/TB,{trim}"]  # after "-i URL": output options
 
 
 def decode_inputs(inputs, sample_rate: int, max_seconds: float | None = None,

@@ -9,6 +9,7 @@ Run (after ``python bench/corpus.py``):
     python bench/accuracy.py --load cand.json --sweep           # thresholds
     python bench/accuracy.py --list                   # the method names
     python bench/accuracy.py ... --json               # JSON instead of tables
+    python bench/accuracy.py --methods audiosync aof syncstart --only drift repeat windows
 
 A method is a callable ``(download_path, capture_path) -> (lag_ms or None,
 confident, extra)`` registered by name in :data:`METHODS` (use
@@ -21,6 +22,26 @@ confidently within 1 ms and within 10 ms, the confidently wrong answers (off
 by more than 10 ms), the confident answers on different songs, the median
 seconds per pair, and for live methods the median seconds of capture at the
 decision (30 s, the end of the schedule, when never confident).
+
+The conditions drift, repeat and windows (bench/corpus.py) test the file
+options of ``sync_files``. Methods registered with ``options=True`` (only
+``audiosync``) get each pair's options (:func:`pair_options`): ``drift=True``
+on drift pairs, ``all_matches=True`` on repeat pairs, ``reference_window`` and
+``other_window`` on windows pairs; the others run on the whole files as on
+every pair (the windows are ignored for them). In the main table a drift
+pair's truth is the lag at the capture's start and a repeat pair's answer is
+scored against the nearer of its two occurrences (there <=1ms and <=10ms
+count confident answers only: a method that rightly says "ambiguous" on a
+repeat scores 0 in them; read the second table); the ALL rows count these
+pairs too when they are run. A second table, per
+method, then splits these pairs into held-out and fit packages (fit: those
+of bench/calibrate.py's ``DEFAULT_FIT``) and shows: drift: the lag at the
+capture's start within 10 ms, ``drift_ppm`` within 20 ppm of the truth and
+the median |error| in ppm; repeat: both occurrences among ``matches``
+(within 10 ms), the extra confident matches (and those of them that are not
+a known recurrence of the music, ``details.repeats_ms``), the confident
+headline answers and the confidently wrong ones (at neither occurrence nor a
+known recurrence); windows: within 10 ms.
 
 Methods:
 
@@ -70,16 +91,37 @@ DL_SECONDS = 1260.0  # the whole song (the corpus cuts songs at 20 min, plus an 
 HERE = Path(__file__).resolve().parent
 DEFAULT_MANIFEST = HERE / "data" / "corpus" / "manifest.json"
 TOL_FINE_MS, TOL_MS = 1.0, 10.0
+TOL_PPM = 20.0  # drift pairs: drift_ppm within this of the truth
+NEW_CONDITIONS = ("drift", "repeat", "windows")  # the pairs of the file options
+# the packages the thresholds were fitted on (bench/calibrate.py DEFAULT_FIT); the rest is held out
+FIT_PACKAGES = ("frozen-bubble-data", "extremetuxracer-data", "lincity-ng-data", "fb-music-high")
 
 METHODS: dict[str, object] = OrderedDict()
 LIVE: set[str] = set()
+OPTIONED: set[str] = set()  # methods that take a pair's options (pair_options) as keywords
 
 
-def register(name: str, fn, live: bool = False) -> None:
-    """Add a method: fn(download_path, capture_path) -> (lag_ms | None, confident, extra)."""
+def register(name: str, fn, live: bool = False, options: bool = False) -> None:
+    """Add a method: fn(download_path, capture_path) -> (lag_ms | None, confident, extra);
+    with options=True, fn(download_path, capture_path, **pair_options(pair))."""
     METHODS[name] = fn
     if live:
         LIVE.add(name)
+    if options:
+        OPTIONED.add(name)
+
+
+def pair_options(p: dict) -> dict:
+    """The sync_files options a pair asks for: drift pairs drift=True, repeat pairs
+    all_matches=True, windows pairs the two windows; {} for the others."""
+    d = p.get("details", {})
+    if p["condition"] == "drift":
+        return {"drift": True}
+    if p["condition"] == "repeat":
+        return {"all_matches": True}
+    if p["condition"] == "windows":
+        return {"reference_window": tuple(d["reference_window"]), "other_window": tuple(d["other_window"])}
+    return {}
 
 
 # -- decoding ----------------------------------------------------------------------
@@ -121,10 +163,23 @@ DECODE = Decoder()
 READRATE = 4.0
 
 
-def project_offline(download: str, capture: str, method: str = "phat"):
+def project_offline(download: str, capture: str, method: str = "phat", **options):
+    """sync_files; options (drift, all_matches, the windows) are passed only when given."""
     import audiosync
-    r = audiosync.sync_files(download, capture, method=method)
-    return r.lag_ms, bool(r.confident), {"confidence": r.confidence, "prominence": r.prominence}
+    r = audiosync.sync_files(download, capture, method=method, **options)
+    extra = {"confidence": r.confidence, "prominence": r.prominence}
+    if options:
+        extra["options"] = {k: list(v) if isinstance(v, tuple) else v for k, v in options.items()}
+        if getattr(r, "drift_ppm", None) is not None:
+            extra["drift_ppm"] = r.drift_ppm
+            extra["drift_ppm_error"] = r.drift_ppm_error
+        if options.get("all_matches"):
+            extra["matches"] = [[float(m[0]), float(m[1])] for m in (r.matches or ())]
+        if getattr(r, "lag_map", None):
+            extra["lag_map_n"] = len(r.lag_map)
+        if getattr(r, "breaks", None):
+            extra["breaks"] = [[float(v) for v in b] for b in r.breaks]
+    return r.lag_ms, bool(r.confident), extra
 
 
 def project_live(download: str, capture: str, method: str = "phat"):
@@ -171,7 +226,7 @@ def syncstart(download: str, capture: str):
     return lag, True, {}
 
 
-register("audiosync", project_offline)
+register("audiosync", project_offline, options=True)
 register("audiosync/live", project_live, live=True)
 register("seed", seed_offline)
 register("seed/live", seed_live, live=True)
@@ -279,22 +334,63 @@ def load_manifest(path: Path) -> tuple[Path, list[dict]]:
     return path.parent, m["pairs"]
 
 
+def truth_lags(p: dict) -> list[float]:
+    """The right answers of a matched pair: both occurrences for a repeat pair, else lag_ms."""
+    return list(p["details"].get("matches_ms") or [p["lag_ms"]])
+
+
+def score_new(p: dict, row: dict) -> None:
+    """The extra scores of a drift, repeat or windows pair, into row["new"]."""
+    d, x = p["details"], row["extra"]
+    new = {"package": p.get("package"), "download_package": p.get("download_package"),
+           "options_used": "options" in x}
+    if p["condition"] == "drift":
+        new["truth_ppm"] = d["drift_ppm"]
+        got = x.get("drift_ppm")
+        new["drift_ppm"] = got
+        new["drift_ppm_error"] = x.get("drift_ppm_error")
+        new["ppm_err"] = None if got is None else got - d["drift_ppm"]
+    elif p["condition"] == "repeat":
+        truths = truth_lags(p)
+        known = truths + list(d.get("repeats_ms", []))
+        near = lambda lag, ls: any(abs(lag - t) <= TOL_MS for t in ls)  # noqa: E731
+        lag = row["lag_ms"]
+        new["headline_confident"] = row["confident"]
+        new["headline_wrong"] = bool(row["confident"] and (lag is None or not near(lag, known)))
+        if "matches" in x:
+            ms = [m[0] for m in x["matches"]]
+            new["matches_n"] = len(ms)
+            new["found_both"] = all(near(t, ms) for t in truths)
+            new["extra"] = sum(not near(m, truths) for m in ms)
+            new["extra_unknown"] = sum(not near(m, known) for m in ms)
+    row["new"] = new
+
+
 def run(pairs: list[dict], base: Path, names: list[str], progress: bool = True) -> list[dict]:
     rows = []
     for j, p in enumerate(pairs):
         dl, cap = str(base / p["download"]), str(base / p["capture"])
+        opts = pair_options(p)
         for name in names:
             t = time.perf_counter()
             try:
-                lag, conf, extra = METHODS[name](dl, cap)
+                if opts and name in OPTIONED:
+                    lag, conf, extra = METHODS[name](dl, cap, **opts)
+                else:
+                    lag, conf, extra = METHODS[name](dl, cap)
             except Exception as exc:  # a method failing is a result, not a crash
                 lag, conf, extra = None, False, {"error": f"{type(exc).__name__}: {exc}"}
             dt = time.perf_counter() - t
-            err = None if (lag is None or p["lag_ms"] is None) else lag - p["lag_ms"]
-            rows.append({"id": p["id"], "condition": p["condition"], "method": name,
-                         "true_ms": p["lag_ms"], "lag_ms": lag, "confident": bool(conf),
-                         "err_ms": err, "time_s": extra["shared_compute_s"]
-                         if name.startswith("cand:") else dt, "extra": extra})
+            err = None
+            if lag is not None and p["lag_ms"] is not None:
+                err = min((lag - t for t in truth_lags(p)), key=abs)  # repeat: the nearer occurrence
+            row = {"id": p["id"], "condition": p["condition"], "method": name,
+                   "true_ms": p["lag_ms"], "lag_ms": lag, "confident": bool(conf),
+                   "err_ms": err, "time_s": extra["shared_compute_s"]
+                   if name.startswith("cand:") else dt, "extra": extra}
+            if p["condition"] in NEW_CONDITIONS:
+                score_new(p, row)
+            rows.append(row)
         if progress:
             print(f"[{j + 1}/{len(pairs)}] {p['id']}", file=sys.stderr, flush=True)
     return rows
@@ -346,6 +442,89 @@ def table(rows: list[dict], names: list[str], conditions: list[str], timing: dic
                 d = s["median_decision_s"]
                 line += f" {d:8.1f}" if d is not None else f" {'-':>8}"
             lines.append(line)
+    return "\n".join(lines)
+
+
+def summarize_new(rows: list[dict], name: str) -> list[dict]:
+    """Per new condition and group (held out, fit, all): the extra scores of score_new."""
+    out = []
+    fit = set(FIT_PACKAGES)
+    groups = (("held-out", lambda n: n["package"] not in fit and n["download_package"] not in fit),
+              ("fit", lambda n: n["package"] in fit and n["download_package"] in fit),
+              ("all", lambda n: True))
+    for cond in NEW_CONDITIONS:
+        for g, keep in groups:
+            rs = [r for r in rows if r["method"] == name and r["condition"] == cond and "new" in r
+                  and keep(r["new"])]
+            if not rs:
+                continue
+            ok = [r["confident"] and r["err_ms"] is not None and abs(r["err_ms"]) <= TOL_MS for r in rs]
+            s = {"condition": cond, "group": g, "pairs": len(rs), "within_10ms": sum(ok),
+                 "wrong": sum(r["confident"] and (r["err_ms"] is None or abs(r["err_ms"]) > TOL_MS) for r in rs),
+                 "options_used": sum(r["new"]["options_used"] for r in rs),
+                 "median_s": statistics.median(r["time_s"] for r in rs)}
+            if cond == "drift":
+                errs = [abs(r["new"]["ppm_err"]) for r in rs if r["new"].get("ppm_err") is not None]
+                s["ppm_answered"] = len(errs)
+                s["within_ppm"] = sum(e <= TOL_PPM for e in errs)
+                s["median_abs_ppm_err"] = statistics.median(errs) if errs else None
+                s["max_abs_ppm_err"] = max(errs) if errs else None
+            elif cond == "repeat":
+                listed = [r for r in rs if "found_both" in r["new"]]
+                s["matches_listed"] = len(listed)
+                s["found_both"] = sum(r["new"]["found_both"] for r in listed)
+                s["no_third"] = sum(r["new"]["extra"] == 0 for r in listed)
+                s["extra"] = sum(r["new"]["extra"] for r in listed)
+                s["extra_unknown"] = sum(r["new"]["extra_unknown"] for r in listed)
+                s["headline_confident"] = sum(r["new"]["headline_confident"] for r in rs)
+                s["headline_wrong"] = sum(r["new"]["headline_wrong"] for r in rs)
+            out.append(s)
+    return out
+
+
+def table_new(rows: list[dict], names: list[str]) -> str:
+    """The drift, repeat and windows pairs, per method, held out and fit apart."""
+    lines = []
+    for name in names:
+        summ = summarize_new(rows, name)
+        if not summ:
+            continue
+        lines.append(f"\n== {name}: file options ({'passed' if name in OPTIONED else 'not passed: whole files, windows ignored'})")
+        for cond in NEW_CONDITIONS:
+            ss = [s for s in summ if s["condition"] == cond]
+            if not ss:
+                continue
+            pct = lambda k, n: f"{k:>2}/{n:<2} {100 * k / n:5.1f}%" if n else f"{'-':>13}"  # noqa: E731
+            if cond == "drift":
+                lines.append(f"{'drift':<8} {'group':<8} {'pairs':>5} {'start<=10ms':>13} {'wrong':>5} "
+                             f"{'ppm<=20':>13} {'med|ppm err|':>12} {'max':>7} {'s/pair':>7}")
+                for s in ss:
+                    med = s.get("median_abs_ppm_err")
+                    mx = s.get("max_abs_ppm_err")
+                    lines.append(f"{'':<8} {s['group']:<8} {s['pairs']:>5} {pct(s['within_10ms'], s['pairs'])} "
+                                 f"{s['wrong']:>5} {pct(s['within_ppm'], s['pairs']) if s['ppm_answered'] else f'{chr(45):>13}'} "
+                                 f"{f'{med:12.2f}' if med is not None else f'{chr(45):>12}'} "
+                                 f"{f'{mx:7.1f}' if mx is not None else f'{chr(45):>7}'} {s['median_s']:7.2f}")
+            elif cond == "repeat":
+                lines.append(f"{'repeat':<8} {'group':<8} {'pairs':>5} {'both found':>13} {'no third':>13} "
+                             f"{'extra':>5} {'unknown':>7} {'head conf':>9} {'head wrong':>10} {'<=10ms':>13} {'s/pair':>7}")
+                for s in ss:
+                    n = s["matches_listed"]
+                    lines.append(f"{'':<8} {s['group']:<8} {s['pairs']:>5} "
+                                 f"{pct(s['found_both'], n) if n else f'{chr(45):>13}'} "
+                                 f"{pct(s['no_third'], n) if n else f'{chr(45):>13}'} "
+                                 f"{s['extra'] if n else '-':>5} {s['extra_unknown'] if n else '-':>7} "
+                                 f"{s['headline_confident']:>9} {s['headline_wrong']:>10} "
+                                 f"{pct(s['within_10ms'], s['pairs'])} {s['median_s']:7.2f}")
+            else:
+                lines.append(f"{'windows':<8} {'group':<8} {'pairs':>5} {'<=10ms':>13} {'wrong':>5} {'s/pair':>7}")
+                for s in ss:
+                    lines.append(f"{'':<8} {s['group']:<8} {s['pairs']:>5} {pct(s['within_10ms'], s['pairs'])} "
+                                 f"{s['wrong']:>5} {s['median_s']:7.2f}")
+    if lines:
+        lines.append("\n(drift: the lag at the capture's start; repeat: <=10ms and wrong against the nearer "
+                     "occurrence, extra = confident matches at neither occurrence, unknown = of those, at no "
+                     "known recurrence of the music either; head wrong = a confident headline at neither)")
     return "\n".join(lines)
 
 
@@ -521,7 +700,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--manifest", default=str(DEFAULT_MANIFEST))
     ap.add_argument("--methods", nargs="*", default=DEFAULT_METHODS, help="names or patterns ('cand:*')")
-    ap.add_argument("--conditions", nargs="*", help="only these conditions")
+    ap.add_argument("--conditions", "--only", nargs="*", help="only these conditions")
     ap.add_argument("--ids", nargs="*", help="only these pair ids")
     ap.add_argument("--readrate", type=float, default=READRATE, help="seed/live: capture read speed (0: as fast as possible)")
     ap.add_argument("--save", help="write the per-pair results here (JSON)")
@@ -598,11 +777,16 @@ def main(argv=None) -> int:
         rows = [r for r in rows if r["condition"] in args.conditions]
     conditions = list(dict.fromkeys(r["condition"] for r in rows))
     if args.json:
-        print(json.dumps({"summary": {n: summarize(rows, n, conditions) for n in names},
-                          "rows": rows}, default=float, indent=1))
+        out = {"summary": {n: summarize(rows, n, conditions) for n in names}}
+        if any("new" in r for r in rows):
+            out["summary_options"] = {n: summarize_new(rows, n) for n in names}
+        out["rows"] = rows
+        print(json.dumps(out, default=float, indent=1))
         return 0
     print(overview(rows, names, conditions))
     print(table(rows, names, conditions))
+    if any("new" in r for r in rows):
+        print(table_new(rows, names))
     if args.sweep:
         print("\n" + sweep(rows, args.margin))
     return 0

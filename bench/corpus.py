@@ -44,15 +44,37 @@ For every pair:
 * ``lag_ms`` is the truth: ``capture(t) ≈ download(t + lag_ms)``, or null for
   different songs.
 
+Three later conditions test the file options of ``audiosync.sync_files``
+(appended to ``CONDITIONS``, so the earlier pairs keep their seeds and songs):
+
+* ``drift``: an encode-like capture that plays the song faster by
+  ``details.drift_ppm`` (+100, -100, +300, -300 ppm in turn): ``capture(t) ≈
+  download(lag_ms + t * (1 + drift_ppm * 1e-6))``, ``lag_ms`` the lag at the
+  capture's start (a slightly longer cut of the player's signal through
+  ``asetrate=SR*(1+ppm*1e-6),aresample=SR`` with soxr, then cut to length;
+  ``speed_graph`` keeps the rate whole, as asetrate needs). Checked at seed 5:
+  the lags of 2 s stretches of each capture (every 1 s, against the download)
+  fit a line of slope drift_ppm +-1.2 ppm, through lag_ms +-0.04 ms;
+* ``repeat``: the download is the song twice with 1-3 s of digital silence
+  between (``downloads/repeat-NN-SONG.webm``), the capture an encode-like
+  excerpt; ``lag_ms`` is the first occurrence, ``details.matches_ms`` both
+  (``repeats_ms`` holds the music's own recurrences in both copies);
+* ``windows``: an encode-like pair plus ``details.reference_window`` and
+  ``details.other_window`` (``[start_s, duration_s]``): the download's window
+  starts 5-60 s before the truth (not before 0) and holds the capture plus
+  5-30 s, the capture's starts 2-8 s in and lasts 15 s; ``lag_ms`` is in the
+  inputs' own timelines, as always.
+
 Where a capture starts in its song (``details.start_s``; it always ends inside
-the song): encode, noise*, master, mic, desktop and the different-song captures
-anywhere, uniformly over [0, song length - capture length]; before: 0.2-5 s
+the song): encode, noise*, master, mic, desktop, drift, repeat, windows and the
+different-song captures anywhere, uniformly over [0, song length - capture length]; before: 0.2-5 s
 before the song starts (digital silence, then the song's start); after: even
 pairs 0.05-5 s into the song, odd pairs anywhere from 25 s on; intro: even pairs
 in the song's first 8 s after the intro, odd pairs anywhere in the song.
 
-The songs are spread over the pairs in turn (each song in about 5 conditions
-at the default ``--per 16``: 185 pairs); ``--packages`` keeps only the songs of
+The songs are spread over the pairs in turn (each song in about 6 conditions
+at the default ``--per 16``: 185 pairs of the first twelve conditions, then 16
+drift, 8 repeat and 8 windows pairs, 217 in all); ``--packages`` keeps only the songs of
 those packages (both songs of a different-song pair are drawn from them).
 
 The codec round trips were checked to add no delay (ffmpeg honours the Opus
@@ -241,8 +263,13 @@ SENTENCES = [
 ]
 VOICES = ["en-gb", "en-us", "en-gb-scotland", "en-gb-x-rp", "en-us+f3", "en-gb+f2", "en-us+m3"]
 
-CONDITIONS = ["encode", "before", "after", "noise20", "noise10", "noise5", "noise0",
-              "master", "mic", "desktop", "intro", "different"]
+BASE_CONDITIONS = ["encode", "before", "after", "noise20", "noise10", "noise5", "noise0",
+                   "master", "mic", "desktop", "intro", "different"]
+# Added later: appended (their seeds come from their place in CONDITIONS) and dealt songs
+# after all the base pairs (see plan()), so the base pairs are the same as before.
+EXTRA_CONDITIONS = ["drift", "repeat", "windows"]
+CONDITIONS = BASE_CONDITIONS + EXTRA_CONDITIONS
+DRIFT_PPM = (100.0, -100.0, 300.0, -300.0)  # drift pair i plays the song faster by DRIFT_PPM[i % 4]
 
 
 def log(msg: str) -> None:
@@ -289,6 +316,33 @@ def encode_file(x: np.ndarray, path: Path, codec_args: list[str], sr_in: int = S
     if sr_out:
         args += ["-ar", str(sr_out)]
     ffmpeg(*args, str(path), stdin=np.ascontiguousarray(x, np.float32).tobytes())
+
+
+def _has_soxr() -> bool:
+    try:
+        out = subprocess.run(["ffmpeg", "-hide_banner", "-h", "filter=aresample"],
+                             capture_output=True, text=True).stdout
+    except OSError:
+        return False
+    return "soxr" in out
+
+
+HAS_SOXR = _has_soxr()
+
+
+def speed_graph(ppm: float, sr: int = SR) -> str:
+    """An ffmpeg filter graph that plays audio at sr faster by ppm: y(t) = x(t * (1 + ppm * 1e-6)).
+
+    asetrate takes a whole number of Hz (44104.41 would become 44104: 90.7 ppm, not 100),
+    so the signal is labelled K times its rate, K the smallest that makes the faster rate
+    whole, resampled there (soxr when ffmpeg has it) and labelled back: the ratio is exact."""
+    from fractions import Fraction
+    fast = Fraction(sr) * (1 + Fraction(str(ppm)) / 10**6)
+    k = fast.denominator
+    if sr * k > 2**31 - 1:
+        raise ValueError(f"speed_graph: {ppm} ppm at {sr} Hz needs a rate above INT_MAX")
+    soxr = ":resampler=soxr:precision=28" if HAS_SOXR else ":filter_size=64"
+    return f"asetrate={int(fast * k)},aresample={sr * k}{soxr},asetrate={sr}"
 
 
 # -- fetching -------------------------------------------------------------------
@@ -754,6 +808,58 @@ class Builder:
         d.update(di, gain_db=round(float(rng.uniform(-10, 0)), 1))
         return finish(rng, x, d["gain_db"]), start, d, dl, intro_n
 
+    def drift(self, rng, song, i):
+        """An encode-like excerpt that plays the song faster by ppm: x(t) = song(start + t * r),
+        r = 1 + ppm * 1e-6. A slightly longer cut of the player's signal is declared to be at
+        SR * r (asetrate: played r times faster) and resampled back to SR (soxr; see
+        speed_graph), then cut to length; the lag is the one at the capture's start."""
+        ppm = DRIFT_PPM[i % len(DRIFT_PPM)]
+        r = 1.0 + ppm * 1e-6
+        codec = self.pick(rng, list(PLAYER_CODECS))
+        length = int(round(rng.uniform(*CAPTURE_S) * SR))
+        need = int(np.ceil(length * r)) + SR // 10  # the song under the capture, plus 0.1 s
+        start = self.song_start(rng, song, need, 0.0, None)
+        seg = cut(self.lib.player(song, codec), start, need + SR)  # 1 s more for the resampler's tail
+        graph = speed_graph(ppm)
+        y = run_filter(seg, graph)
+        if len(y) < length + SR // 20:
+            raise RuntimeError(f"drift: resampled cut too short ({len(y)} < {length})")
+        x = y[:length]
+        d = {"song": song, "codec": codec, "capture_s": round(length / SR, 3), "drift_ppm": ppm,
+             "filter": graph,
+             "drift_over_capture_ms": round(ppm * 1e-6 * length / SR * 1000, 3),
+             "gain_db": round(float(rng.uniform(-14, 3)), 1)}
+        return finish(rng, x, d["gain_db"]), start, d
+
+    def repeat_download(self, rng, song: str, i: int) -> tuple[Path, int, dict]:
+        """The song twice, 1-3 s of digital silence between (a looped upload, a music video
+        that plays the song again); returns (path, where the second copy starts, details)."""
+        gap = int(round(rng.uniform(1.0, 3.0) * SR))
+        m = self.lib.masters[song]
+        full = np.concatenate([m, np.zeros((gap, m.shape[1]), np.float32), m])
+        path = self.out / "downloads" / f"repeat-{i:02d}-{song}.webm"
+        write_download(full, path)
+        return path, len(m) + gap, {"gap_s": round(gap / SR, 4), "second_copy_s": round((len(m) + gap) / SR, 4)}
+
+    def repeat(self, rng, song, i):
+        """Returns (x, start in the song, details, download, second copy's start)."""
+        dl, second, di = self.repeat_download(rng, song, i)
+        x, start, d = self.encode(rng, song)
+        d.update(di)
+        return x, start, d, dl, second
+
+    def windows(self, rng, song):
+        """An encode-like pair, plus the windows of each input to read (own timelines)."""
+        x, start, d = self.encode(rng, song)
+        cap_s = len(x) / SR
+        true_s = start / SR
+        ws = max(0.0, true_s - float(rng.uniform(5, 60)))
+        wd = (true_s - ws) + cap_s + float(rng.uniform(5, 30))
+        os_ = float(rng.uniform(2, 8))
+        d["reference_window"] = [round(ws, 3), round(wd, 3)]
+        d["other_window"] = [round(os_, 3), 15.0]
+        return x, start, d
+
     def build(self, cond: str, i: int, song: str) -> dict:
         """Pair i of cond; song is the download's song (for matched pairs, the capture's too)."""
         rng = self.rng(cond, i)
@@ -776,6 +882,12 @@ class Builder:
             x, start, d = self.desktop(rng, song, i)
         elif cond == "intro":
             x, start, d, dl, offset = self.intro(rng, song, i)
+        elif cond == "drift":
+            x, start, d = self.drift(rng, song, i)
+        elif cond == "repeat":
+            x, start, d, dl, second = self.repeat(rng, song, i)
+        elif cond == "windows":
+            x, start, d = self.windows(rng, song)
         elif cond == "different":
             cap_song = other = self.pick(rng, self.others(song))
             how = ["encode", "after", "noise10", "mic", "desktop", "master"][i % 6]
@@ -808,6 +920,9 @@ class Builder:
             d["repeat_ncc"] = round(best, 3)
             d["repeats_ms"] = [round(lag / SR * 1000 + a, 1) for a in alt]
             d["repeats_n"] = total
+            if cond == "repeat":  # the second copy: the truth again, and its own recurrences
+                d["matches_ms"] = [round(lag / SR * 1000, 4), round((lag + second) / SR * 1000, 4)]
+                d["repeats_ms"] += [round((lag + second) / SR * 1000 + a, 1) for a in alt]
         dl = dl or self.lib.download(song)
         rate = 48000 if rng.random() < 0.7 else 44100
         cap = self.out / "captures" / f"{cond}-{i:02d}.flac"
@@ -830,8 +945,15 @@ class Builder:
 
 def plan(per: dict[str, int], songs: list[str]) -> list[tuple[str, int, str]]:
     """(condition, index, song) for every pair: the conditions taken in turn, round by round,
-    and the songs dealt in turn over that order, so each song lands in several conditions."""
-    order = [(c, i) for i in range(max(per.values())) for c in CONDITIONS if i < per[c]]
+    and the songs dealt in turn over that order, so each song lands in several conditions.
+
+    The base conditions come first, then EXTRA_CONDITIONS (round by round among
+    themselves), the deal going on where the base pairs left it: adding the extra
+    conditions changed no base pair's song."""
+    order = []
+    for group in (BASE_CONDITIONS, EXTRA_CONDITIONS):
+        rounds = max((per.get(c, 0) for c in group), default=0)
+        order += [(c, i) for i in range(rounds) for c in group if i < per.get(c, 0)]
     return [(c, i, songs[k % len(songs)]) for k, (c, i) in enumerate(order)]
 
 
@@ -840,7 +962,8 @@ def main(argv=None) -> int:
     ap.add_argument("--data", default=str(Path(__file__).resolve().parent / "data"))
     ap.add_argument("--seed", type=int, default=5)
     ap.add_argument("--per", type=int, default=16,
-                    help="pairs per condition (noise*: 0.8x each, different: 1.6x); 16: 185 pairs")
+                    help="pairs per condition (noise*: 0.8x each, different: 1.6x, repeat and windows: "
+                         "0.5x); 16: 217 pairs")
     ap.add_argument("--packages", default=",".join(MUSIC_PACKAGES), metavar="PKG[,PKG...]",
                     help="build pairs only from the songs of these packages (default: all: %(default)s)")
     ap.add_argument("--only", nargs="*", help="build only these conditions")
@@ -875,6 +998,8 @@ def main(argv=None) -> int:
     for c in ("noise20", "noise10", "noise5", "noise0"):
         per[c] = max(2, args.per * 8 // 10)
     per["different"] = max(2, args.per * 16 // 10)
+    per["repeat"] = max(2, args.per // 2)
+    per["windows"] = max(2, args.per // 2)
     if not any(b.others(s) for s in songs):
         log("one piece only: no different-song pairs")
         per["different"] = 0
