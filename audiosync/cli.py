@@ -96,7 +96,8 @@ def _parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("batch", parents=[sub_common], help="sync the pairs of a CSV manifest",
                        description="Sync every reference,other pair of MANIFEST (a CSV; optional columns: "
-                                   "max_seconds, sample_rate, min_confidence, timeout, method) and append one "
+                                   "max_seconds, sample_rate, min_confidence, timeout, method, reference_window and "
+                                   "other_window as START:DUR) and append one "
                                    "JSON line per pair to RESULTS. Pairs already in RESULTS are skipped, so a "
                                    "killed batch resumes.")
     b.add_argument("manifest", metavar="MANIFEST")

@@ -127,12 +127,32 @@ def _find_near(ref: np.ndarray, x: np.ndarray, s: int, start: float, slope: floa
     return replace(est, lag=est.lag - margin)
 
 
+def _agreeing(t: np.ndarray, lag: np.ndarray, tolerance: float) -> np.ndarray:
+    """The points that agree with one line, before any least squares: a jump in the lag (a lost
+    buffer) would tilt a fit through all of them. The drift is the median of neighbours' slopes
+    (one jump spoils one of them); the points are then grouped by their lag less that drift, and
+    the largest group (on a tie, the earliest) is kept."""
+    if len(t) < 3:
+        return np.ones(len(t), bool)
+    order = np.argsort(t)
+    steps = np.diff(t[order])
+    slopes = np.diff(lag[order])[steps > 0] / steps[steps > 0]
+    drift = float(np.median(slopes)) if len(slopes) else 0.0
+    level = lag - drift * t
+    by_level = np.argsort(level)
+    groups = np.split(by_level, np.nonzero(np.diff(level[by_level]) > tolerance)[0] + 1)
+    best = max(groups, key=lambda g: (len(g), -float(t[g].min())))
+    keep = np.zeros(len(t), bool)
+    keep[best] = True
+    return keep
+
+
 def _fit(t: np.ndarray, lag: np.ndarray, tolerance: float) -> tuple[float, float, float, np.ndarray]:
     """Robust line through (t, lag): least squares, then again without the points off it.
 
     Returns (intercept, slope, slope standard error, inlier mask).
     """
-    keep = np.ones(len(t), bool)
+    keep = _agreeing(t, lag, tolerance)
     for _ in range(4):
         if keep.sum() < 2:
             break
@@ -247,7 +267,6 @@ def _breaks(points: list[MapPoint], slope: float, min_confidence: float, toleran
     return tuple(out)
 
 
-
 # -- long inputs: where the line is, from a few windows at a low rate ------------------------
 
 ANCHOR_RATE = 2000     # the rate of the first look at long inputs (0-1 kHz)
@@ -277,8 +296,8 @@ def anchor(ref: np.ndarray, oth: np.ndarray, rate: int, method: str, min_confide
     correlator = make_correlator(r, w, method, low)
     count = max(1, min(ANCHORS, len(o) // w))
     starts = np.linspace(0, len(o) - w, count).astype(int) if count > 1 else [0]
-    # One transform at a time (beside=False): this is the path for inputs too long to spare memory.
-    found = [(int(s), estimate(correlator, o[s:s + w], method, low, "offline", beside=False)) for s in starts]
+    # One transform at a time (no beside=True): this is the path for inputs too long to spare memory.
+    found = [(int(s), estimate(correlator, o[s:s + w], method, low, "offline")) for s in starts]
     del correlator, r, o
     free_buffers()  # the low-rate transform's buffers: the windows to come are much shorter
     best = max(found, key=lambda f: f[1].confidence)[1]

@@ -137,8 +137,9 @@ def _band_powers(x: np.ndarray, top: float = 1.0) -> tuple[np.ndarray, np.ndarra
     """The power of x (mean removed) in up to SPECTRUM_BANDS equal bands from 0 to ``top`` (a
     share of the Nyquist frequency), summing to 1; and each band's width in bins of x's own DFT.
 
-    Averaged over Hann-windowed segments of WELCH_SEGMENT samples (Welch): the same shares as
-    one transform of all of x, at a fixed cost and memory per sample whatever its length.
+    Averaged over Hann-windowed segments of WELCH_SEGMENT samples (Welch): about the shares of
+    one transform of all of x (the window leaks less, so a band far below the loud ones reads
+    lower), at a fixed cost and memory per sample whatever its length.
     """
     length = len(x)
     seg = min(WELCH_SEGMENT, length)
@@ -234,7 +235,7 @@ def _overlap(source: np.ndarray, sample: np.ndarray, lag: int) -> tuple[np.ndarr
 
 def estimate(correlator: Correlator, sample: np.ndarray, method: str, rate: int, mode: str = "offline",
              interval_s: float = math.inf, window: tuple[int, int] | None = None,
-             lags: tuple[int, int] | None = None, searched: int | None = None, beside: bool = True) -> Estimate:
+             lags: tuple[int, int] | None = None, searched: int | None = None, beside: bool = False) -> Estimate:
     """Locate ``sample`` in the correlator's source and say how sure that is.
 
     Every allowed lag is searched. ``window`` (lags ``lo`` to ``hi``, in
@@ -247,14 +248,20 @@ def estimate(correlator: Correlator, sample: np.ndarray, method: str, rate: int,
     the song with other places left out), and ``searched`` says how many
     lags the chance is counted over when more were looked at than ``lags``
     holds (every match of a clip is looked for over the whole range).
-    ``beside=False`` makes the plain correlation after the phase transform,
-    not beside it (one set of transform buffers at a time: less memory).
+    ``beside=True`` makes the plain correlation (for :func:`lead`) in a
+    thread beside the phase transform, joined before returning: the kernel
+    releases the GIL and each call owns its buffers, so a second core
+    halves the wait, for a second set of transform buffers. Only
+    :func:`audiosync.sync_files`, which runs threads of its own anyway,
+    asks for it.
     """
     m, n = correlator.source.shape[0], len(sample)
     if method == "seed":
         try:
-            peak = correlator.find(sample)
+            peak = correlator.find(sample, lags=lags)
         except SilentInputError:
+            return replace(NOTHING, prominence=math.nan, evidence=math.nan)
+        except ValueError:  # no lag of ``lags`` leaves an overlap
             return replace(NOTHING, prominence=math.nan, evidence=math.nan)
         return Estimate(peak.lag, 0.0, peak.coefficient, math.nan, abs(peak.coefficient), math.nan)
     overlap = min(int(MIN_OVERLAP_S * rate), n, m)
@@ -265,16 +272,17 @@ def estimate(correlator: Correlator, sample: np.ndarray, method: str, rate: int,
             return NOTHING
     weights = _weights(correlator, sample, rate)
     guard = int(round(GUARD_S * rate))
-    # The plain correlation (for lead()) runs beside the phase transform: the kernel releases
-    # the GIL and each call owns its buffers, so a second core halves the wait.
-    plain = _Beside(correlator.find, sample, lags=(lo, hi), weights=weights, beta=0.0, guard=guard,
-                    inline=not beside)
+    plain = _Beside(correlator.find, sample, lags=(lo, hi), weights=weights, beta=0.0, guard=guard) \
+        if beside else None
     try:
         peak = correlator.find(sample, lags=(lo, hi), weights=weights, beta=1.0, guard=guard)
     except SilentInputError:
         peak = None
-    finally:
-        plain_peak = plain.result()  # joined whatever happened: no thread outlives the call
+    except BaseException:
+        if plain is not None:
+            plain.join()  # no thread outlives the call; its answer no longer matters
+        raise
+    plain_peak = plain.result() if plain is not None else None  # None: lead() makes it itself
     if peak is None:
         return NOTHING
     searched = hi - lo + 1 if searched is None else max(int(searched), hi - lo + 1)
@@ -316,13 +324,9 @@ class _Beside:
     """``fn(*args, **kwargs)`` run in a thread of its own; ``result()`` joins it (its value, or
     None when it raised ValueError: a silent overlap, nothing to compare with)."""
 
-    def __init__(self, fn, *args, inline: bool = False, **kwargs):
+    def __init__(self, fn, *args, **kwargs):
         self._value = None
         self._error: BaseException | None = None
-        self._thread = None
-        if inline:  # not beside: run in the caller, when it reads the result
-            self._later = lambda: fn(*args, **kwargs)
-            return
 
         def run():
             try:
@@ -335,12 +339,10 @@ class _Beside:
         self._thread = threading.Thread(target=run, name="audiosync-plain", daemon=True)
         self._thread.start()
 
+    def join(self) -> None:
+        self._thread.join()
+
     def result(self):
-        if self._thread is None:
-            try:
-                return self._later()
-            except ValueError:
-                return None
         self._thread.join()
         if self._error is not None:
             raise self._error

@@ -98,15 +98,16 @@ def _compare(ref: np.ndarray, oth: np.ndarray, method: str, sample_rate: int
     """:func:`compare`, and the correlator of ``ref`` when ``oth`` was the one searched for."""
     if len(oth) <= len(ref):
         correlator = make_correlator(ref, len(oth), method, sample_rate)
-        est = estimate(correlator, oth, method, sample_rate, "offline")
+        est = estimate(correlator, oth, method, sample_rate, "offline", beside=True)
         return est.lag, est.fraction, est, correlator
-    est = estimate(make_correlator(oth, len(ref), method, sample_rate), ref, method, sample_rate, "offline")
+    est = estimate(make_correlator(oth, len(ref), method, sample_rate), ref, method, sample_rate, "offline",
+                   beside=True)
     return -est.lag, -est.fraction, est, None
 
 
 def _fits(ref: np.ndarray, oth: np.ndarray) -> bool:
     """Whether one transform of both stays within FULL_LIMIT."""
-    return working_length(len(ref) + min(len(ref), len(oth)) - 1) <= FULL_LIMIT
+    return working_length(len(ref) + len(oth) - 1) <= FULL_LIMIT  # the shorter searched in the longer
 
 
 def locate(ref: np.ndarray, oth: np.ndarray, opts: FileOptions) -> tuple[float, Estimate, LagMap | None, Correlator | None]:
@@ -114,7 +115,7 @@ def locate(ref: np.ndarray, oth: np.ndarray, opts: FileOptions) -> tuple[float, 
     (samples, fractional; with ``opts.drift`` at oth's start), its estimate, the lag map (with
     ``opts.drift``) and the correlator of ``ref`` (None when none was made)."""
     rate, method = opts.sample_rate, opts.method
-    if _fits(ref, oth) or method == "seed":
+    if _fits(ref, oth):
         lag, fraction, est, correlator = _compare(ref, oth, method, rate)
         if not opts.drift:
             return lag + fraction, est, None, correlator
@@ -124,7 +125,7 @@ def locate(ref: np.ndarray, oth: np.ndarray, opts: FileOptions) -> tuple[float, 
         if correlator is not None and abs(lm.slope) * len(oth) > 0.25:
             # The whole, played at the reference's pace: one sharp peak, judged by the usual rule.
             est = estimate(correlator, warp(oth, lm.slope)[:correlator.max_sample_length], method, rate,
-                           "offline")
+                           "offline", beside=True)
             at = est.lag + est.fraction  # the lag at oth's start (the warped oth starts with it)
             if abs(at - lm.start) > BREAK_MS * rate / 1000.0:
                 # The smeared whole had picked another place (a passage that recurs, drifting
@@ -182,17 +183,20 @@ def sync_files(reference: str | os.PathLike[str], other: str | os.PathLike[str],
     t0 = time.monotonic()
     (ref, oth), finished = decode_inputs((reference, other), sample_rate, opts.max_seconds, opts.timeout,
                                          (opts.reference_window, opts.other_window))
+    if opts.all_matches and not _fits(ref, oth):
+        raise ValueError(f"all_matches searches one transform of both inputs, at most {FULL_LIMIT} samples in "
+                         f"all ({FULL_LIMIT / sample_rate / 60:.0f} min together at {sample_rate} Hz): give "
+                         "reference_window or other_window")
     lag, est, lm, correlator = locate(ref, oth, opts)
-    # Lags in each input's own timeline: the windows' starts put back.
+    # Lags in each input's own timeline: the windows' starts put back. With drift, lag_ms is the
+    # lag at other's own 0, not at its window's start: the line is followed back to there.
     shift_ms = 1000.0 * ((opts.reference_window or (0.0,))[0] - (opts.other_window or (0.0,))[0])
     other_start_s = (opts.other_window or (0.0,))[0]
     lag_ms = 1000.0 * lag / sample_rate + shift_ms
+    if lm is not None and lm.drift_ppm is not None:
+        lag_ms -= lm.drift_ppm * 1e-3 * other_start_s
     matches = None
     if opts.all_matches:
-        if not _fits(ref, oth):
-            raise ValueError(f"all_matches searches one transform of both inputs, at most {FULL_LIMIT} samples "
-                             f"({FULL_LIMIT / sample_rate / 60:.0f} min of both at {sample_rate} Hz): give "
-                             "reference_window or other_window")
         if len(oth) > len(ref):  # other cannot occur whole in a shorter reference: the one answer
             found = [(lag, est.confidence)] if est.confidence >= opts.min_confidence else []
         else:
@@ -220,5 +224,6 @@ def sync_files(reference: str | os.PathLike[str], other: str | os.PathLike[str],
         reason="complete" if finished else "timeout",
         lag_samples=int(round(lag_ms * sample_rate / 1000.0)), sample_rate=sample_rate,
         coefficient=float(coefficient), prominence=float(est.prominence), evidence=float(est.evidence),
-        history=(progress,), audio=(ref, oth) if opts.keep_audio else None, matches=matches, **extra,
+        history=(progress,), audio=(ref, oth) if opts.keep_audio else None, matches=matches,
+        audio_shift_ms=lag_ms - 1000.0 * lag / sample_rate, **extra,
     )

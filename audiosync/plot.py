@@ -85,9 +85,10 @@ def plot_result(result: SyncResult, path: str | os.PathLike[str], title: str | N
     if result.lag_map:
         _lag_map(axes[2], result)
     top.plot(1000 * lags[idx] / rate, corr[idx], lw=0.7, color="#345")
-    peak = int(np.searchsorted(lags, result.lag_samples))
-    peak = min(peak, len(corr) - 1)
-    top.plot(result.lag_ms, corr[peak], "o", color="#d33", ms=7, label=f"peak: {result.lag_ms:.1f} ms")
+    # The arrays of ``audio`` are the analysed windows: their lag is lag_ms less the windows' starts.
+    lag = int(round((result.lag_ms - result.audio_shift_ms) * rate / 1000.0))
+    peak = min(int(np.searchsorted(lags, lag)), len(corr) - 1)
+    top.plot(1000.0 * lag / rate, corr[peak], "o", color="#d33", ms=7, label=f"peak: {result.lag_ms:.1f} ms")
     top.set_xlabel("lag (ms): other(t) ≈ reference(t + lag)")
     top.set_ylabel("normalized correlation")
     verdict = "confident" if result.confident else "not confident"
@@ -95,7 +96,6 @@ def plot_result(result: SyncResult, path: str | os.PathLike[str], title: str | N
     top.legend(loc="upper right")
 
     half = int(_WINDOW_S * rate / 2)
-    lag = result.lag_samples
     # Middle of the overlap, in the sample's time.
     lo, hi = max(0, -lag), min(len(sample), len(source) - lag)
     centre = (lo + hi) // 2 if hi > lo else 0
@@ -113,14 +113,14 @@ def plot_result(result: SyncResult, path: str | os.PathLike[str], title: str | N
     plt.close(fig)
 
 
-def _lag_map(ax, result: SyncResult) -> None:
+def _lag_map(ax, result: SyncResult, min_confidence: float = 0.95) -> None:
     """Each window's lag relative to ``result.lag_ms``: confident ones filled, the drift line, the breaks."""
     t = np.array([p.time_s for p in result.lag_map])
     lag = np.array([p.lag_ms for p in result.lag_map]) - result.lag_ms
-    sure = np.array([p.confidence for p in result.lag_map]) >= 0.95
+    sure = np.array([p.confidence for p in result.lag_map]) >= min_confidence
     ax.plot(t[sure], lag[sure], "o", color="#345", ms=4, label="window (confident)")
     ax.plot(t[~sure], lag[~sure], "o", mfc="none", color="#999", ms=4, label="window (not confident)")
-    if result.drift_ppm is not None:
+    if result.drift_ppm is not None:  # lag_ms is the lag at other's 0: the line starts there
         span = np.array([0.0, t.max()])
         ax.plot(span, 1e-3 * result.drift_ppm * span, color="#d33", lw=1,
                 label=f"drift {result.drift_ppm:+.1f} ± {result.drift_ppm_error or 0:.1f} ppm")

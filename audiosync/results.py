@@ -93,6 +93,9 @@ class SyncResult:
     """With ``drift=True``: ``(time_s, lag_before_ms, lag_after_ms)`` where the lag jumps."""
     matches: tuple[Match, ...] | None = None
     """With ``all_matches=True``: every confident place of ``other`` in the reference, by lag."""
+    audio_shift_ms: float = 0.0
+    """``lag_ms`` minus the lag between the two arrays of ``audio`` (the windows' starts, and with
+    drift the line followed back to other's 0): what a plot of ``audio`` takes off."""
 
     def to_dict(self) -> dict:
         """The answer as JSON-ready values (the keys of ``audiosync files --json``)."""

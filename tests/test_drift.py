@@ -74,19 +74,34 @@ def test_no_drift_is_zero_within_its_uncertainty(real):
 
 
 @needs_ffmpeg
-def test_a_dropped_stretch_is_a_break(tmp_path):
+@pytest.mark.parametrize("jump_ms", [20, 300])  # within the first look's reach, and beyond it
+def test_a_dropped_stretch_is_a_break(tmp_path, jump_ms):
     song = make_song(60.0, RATE, seed=11)
     ref = write_wav(tmp_path / "ref.wav", song)
-    # other: 10-25 s, then a 300 ms jump (a lost buffer), then 25.3-45 s
-    other = np.concatenate([song[10 * RATE:25 * RATE], song[int(25.3 * RATE):45 * RATE]])
+    # other: 10-25 s, then a jump (a lost buffer), then on to 45 s
+    other = np.concatenate([song[10 * RATE:25 * RATE], song[int((25 + jump_ms / 1000) * RATE):45 * RATE]])
     oth = write_wav(tmp_path / "oth.wav", other)
     r = sync_files(ref, oth, drift=True)
-    assert r.lag_ms == pytest.approx(10000.0, abs=1.0)
+    assert r.lag_ms == pytest.approx(10000.0, abs=1.0)  # the first stretch's
+    assert r.drift_ppm == pytest.approx(0.0, abs=5.0)    # the jump does not tilt the line
     assert len(r.breaks) == 1
     b = r.breaks[0]
     assert 10.0 <= b.time_s <= 20.0
     assert b.lag_before_ms == pytest.approx(10000.0, abs=1.0)
-    assert b.lag_after_ms == pytest.approx(10300.0, abs=1.0)
+    assert b.lag_after_ms == pytest.approx(10000.0 + jump_ms, abs=1.0)
+
+
+@needs_ffmpeg
+def test_with_a_window_of_other_the_drifting_lag_is_still_at_others_zero(real):
+    folder, ref, song = real
+    other = _drifted(song, folder / "w300.opus", 20.0, 35.0, 300)
+    r = sync_files(ref, other, drift=True, other_window=(12.0, 20.0))
+    assert r.confident
+    assert r.lag_ms == pytest.approx(20000.0, abs=1.0)  # other(t) ≈ ref(t (1 + d) + lag_ms): t from other's 0
+    assert r.drift_ppm == pytest.approx(300.0, abs=10.0)
+    assert all(12.0 < p.time_s < 32.0 for p in r.lag_map)
+    for p in r.lag_map:
+        assert p.lag_ms == pytest.approx(r.lag_ms + r.drift_ppm * 1e-3 * p.time_s, abs=0.5)
 
 
 @needs_ffmpeg
