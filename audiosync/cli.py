@@ -122,6 +122,21 @@ def _window(text: str) -> tuple[float, float | None]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _calibrated(out: dict, calibration: float) -> dict:
+    """The JSON answer with ``calibration`` ms added to every lag in it (the lag, the lag map's,
+    the breaks' and the matches')."""
+    def add(value: float) -> float:
+        return round(value + calibration, 3)
+
+    out = {**out, "lag_ms": add(out["lag_ms"]), "calibration_ms": calibration}
+    out["lag_map"] = [{**p, "lag_ms": add(p["lag_ms"])} for p in out.get("lag_map", [])]
+    out["breaks"] = [{**b, "lag_before_ms": add(b["lag_before_ms"]), "lag_after_ms": add(b["lag_after_ms"])}
+                     for b in out.get("breaks", [])]
+    if "matches" in out:
+        out["matches"] = [{**m, "lag_ms": add(m["lag_ms"])} for m in out["matches"]]
+    return out
+
+
 def _progress(p: Progress) -> None:
     print(f"  {p.describe()}", file=sys.stderr, flush=True)
 
@@ -133,7 +148,11 @@ def _report(result: SyncResult, args: argparse.Namespace) -> int:
 
         plot_result(result, args.plot)
     if args.json:
-        print(json.dumps({**result.to_dict(), "lag_ms": round(lag, 3), "calibration_ms": args.calibration}))
+        out = _calibrated(result.to_dict(), args.calibration)
+        if args.command == "live":  # the live path measures no drift: its keys would always be empty
+            for key in ("drift_ppm", "drift_ppm_error", "lag_map", "breaks"):
+                out.pop(key)
+        print(json.dumps(out))
     else:
         verdict = "confident" if result.confident else f"NOT confident ({result.reason})"
         print(f"lag {lag:.1f} ms, confidence {result.confidence:.3f}, {verdict}")
