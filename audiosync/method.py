@@ -301,11 +301,7 @@ def estimate(correlator: Correlator, sample: np.ndarray, method: str, rate: int,
     searched = hi - lo + 1 if searched is None else max(int(searched), hi - lo + 1)
     if window is not None and window[0] <= peak.lag <= window[1]:
         searched = min(searched, window[1] - window[0] + 1)
-    # Lags closer than the band's resolution are not independent.
-    share = float(np.count_nonzero(weights)) / len(weights)
-    evidence = min(peak_evidence(peak.value, peak.rms, searched * share),
-                   waveform_evidence(peak.coefficient, *_overlap(correlator.source, sample, peak.lag)))
-    confidence = min(confidence_of(evidence), prominence_confidence(peak.prominence))
+    evidence, confidence = _judged(correlator, sample, weights, peak, searched)
     margin = lead(correlator, sample, (lo, hi), weights, peak, rate, plain_peak)
     if margin < LEAD_95:
         confidence = min(confidence, 0.5)
@@ -326,11 +322,19 @@ def nearby(correlator: Correlator, sample: np.ndarray, rate: int, lags: tuple[in
         peak = correlator.find(sample, lags=lags, weights=weights, beta=1.0, guard=int(round(GUARD_S * rate)))
     except SilentInputError:
         return NOTHING
-    share = float(np.count_nonzero(weights)) / len(weights)
-    evidence = min(peak_evidence(peak.value, peak.rms, (lags[1] - lags[0] + 1) * share),
-                   waveform_evidence(peak.coefficient, *_overlap(correlator.source, sample, peak.lag)))
-    confidence = min(confidence_of(evidence), prominence_confidence(peak.prominence))
+    evidence, confidence = _judged(correlator, sample, weights, peak, lags[1] - lags[0] + 1)
     return Estimate(peak.lag, peak.fraction, peak.coefficient, peak.prominence, confidence, evidence)
+
+
+def _judged(correlator: Correlator, sample: np.ndarray, weights: np.ndarray, peak, searched: int
+            ) -> tuple[float, float]:
+    """(evidence, confidence) of a phase-transform peak found among ``searched`` lags: the lesser
+    of the peak's and the waveform's evidence, and its reading capped by the prominence."""
+    # Lags closer than the band's resolution are not independent.
+    share = float(np.count_nonzero(weights)) / len(weights)
+    evidence = min(peak_evidence(peak.value, peak.rms, searched * share),
+                   waveform_evidence(peak.coefficient, *_overlap(correlator.source, sample, peak.lag)))
+    return evidence, min(confidence_of(evidence), prominence_confidence(peak.prominence))
 
 
 class _Beside:
