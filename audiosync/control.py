@@ -4,22 +4,26 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 from collections.abc import Callable, Sequence
 
 from audiosync import capture as _capture
 from audiosync.download import search_url
+from audiosync.listener import Listener
 from audiosync.results import Progress, SyncResult
-from audiosync.session import SyncJob
+from audiosync.session import JobState, SyncJob
 
 __all__ = [
-    "abort", "default_job", "get_debug", "get_lag", "pause", "resume", "run", "set_debug",
-    "setup", "status", "sync",
+    "abort", "default_job", "default_listener", "get_debug", "get_lag", "listen", "pause", "resume", "run",
+    "set_debug", "setup", "status", "stop_listening", "sync",
 ]
 
 log = logging.getLogger("audiosync")
 
 _default = SyncJob()
 _debug_handler: logging.Handler | None = None
+_listener: Listener | None = None
+_listener_lock = threading.Lock()
 
 
 def default_job() -> SyncJob:
@@ -27,8 +31,52 @@ def default_job() -> SyncJob:
     return _default
 
 
+def default_listener() -> Listener | None:
+    """The listener :func:`listen` started, while it runs; else None."""
+    listener = _listener
+    return listener if listener is not None and listener.running else None
+
+
+def listen(capture: str | Sequence[str] | None = None) -> bool:
+    """Start the default :class:`Listener` (once: a second call keeps the first); True when it runs.
+
+    While it runs, :func:`run`, :func:`get_lag` and :func:`sync` (without
+    ``capture``) answer from the audio it heard since a second before the
+    call, or since ``since=``. Never raises: a failure is logged.
+    """
+    global _listener
+    with _listener_lock:
+        if default_listener() is not None:
+            return True
+        try:
+            _listener = Listener(capture).start()
+        except Exception as exc:  # the desktop app calls this without a try
+            log.warning("listen(%r) failed: %s: %s", capture, type(exc).__name__, exc)
+            _listener = None
+            return False
+        return True
+
+
+def stop_listening() -> bool:
+    """Stop the default listener and its trackers; True when one was running."""
+    global _listener
+    with _listener_lock:
+        listener, _listener = _listener, None
+    if listener is None:
+        return False
+    was = listener.running
+    listener.stop()
+    return was
+
+
+def _trackers():
+    listener = default_listener()
+    return listener.trackers if listener is not None else ()
+
+
 def sync(url: str, *, capture: str | Sequence[str] | None = None,
-         on_progress: Callable[[Progress], None] | None = None, **options) -> SyncResult:
+         on_progress: Callable[[Progress], None] | None = None, since: float | None = None,
+         **options) -> SyncResult:
     """Record the desktop while decoding ``url``; return how far apart they are.
 
     Parameters
@@ -43,6 +91,10 @@ def sync(url: str, *, capture: str | Sequence[str] | None = None,
         ``["-f", "alsa", "-i", "hw:0"]`` or ``["-i", "capture.wav"]``.
     on_progress : callable or None
         Called with a :class:`Progress` after every interval.
+    since : float or None
+        Only with the default listener running (:func:`listen`) and no
+        ``capture``: the ``time.monotonic()`` from which its audio is used
+        (default: a second before the call).
     **options
         The fields of :class:`audiosync.SyncOptions`, validated there:
         ``sample_rate`` (16000), ``intervals`` (seconds of capture after
@@ -71,6 +123,11 @@ def sync(url: str, *, capture: str | Sequence[str] | None = None,
         See the README's Errors section. A timeout, an abort or silence is
         not an error: the result is simply not confident.
     """
+    listener = default_listener()
+    if capture is None and listener is not None:
+        return listener.sync(url, since=since, job=_default, on_progress=on_progress, **options)
+    if since is not None:
+        raise ValueError("since needs the default listener running (audiosync.listen()) and no capture")
     return _default.sync(url, capture=capture, on_progress=on_progress, **options)
 
 
@@ -106,23 +163,29 @@ def run(title: str) -> tuple[int, bool]:
 
 
 def pause() -> bool:
-    """Pause the default job; True when it was running."""
-    return _default.pause()
+    """Pause the default job and the default listener's trackers; True when one was running."""
+    return any([_default.pause(), *(t.pause() for t in _trackers())])
 
 
 def resume() -> bool:
-    """Resume the default job; True when it was paused."""
-    return _default.resume()
+    """Resume the default job and trackers; True when one was paused."""
+    return any([_default.resume(), *(t.resume() for t in _trackers())])
 
 
 def abort() -> bool:
-    """Abort the default job (it returns within a second); True when one was running."""
-    return _default.abort()
+    """Abort the default job (it returns within a second) and stop the trackers; True when one ran."""
+    return any([_default.abort(), *(t.abort() for t in _trackers())])
 
 
 def status() -> str:
-    """``"idle"``, ``"running"``, ``"paused"`` or ``"aborting"``."""
-    return _default.status
+    """``"idle"``, ``"running"``, ``"paused"`` or ``"aborting"``: the default job's, else a tracker's."""
+    if _default.status != JobState.IDLE.value:
+        return _default.status
+    states = [t.status for t in _trackers()]
+    for state in (JobState.RUNNING, JobState.PAUSED, JobState.ABORTING):
+        if state.value in states:
+            return state.value
+    return JobState.IDLE.value
 
 
 def setup(stream_name: str) -> bool:

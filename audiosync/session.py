@@ -8,6 +8,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Sequence
+from typing import Protocol
 from dataclasses import replace
 
 from audiosync._sizes import DEFAULT_INTERVALS
@@ -20,7 +21,7 @@ from audiosync.producer import Producer
 from audiosync.results import Progress, SyncResult
 from audiosync.xcorr import Correlator
 
-__all__ = ["DEFAULT_INTERVALS", "JobState", "SyncJob"]
+__all__ = ["DEFAULT_INTERVALS", "JobState", "Recorder", "SyncJob"]
 
 log = logging.getLogger("audiosync")
 
@@ -122,28 +123,65 @@ class SyncJob:
         ``options`` are the fields of :class:`audiosync.SyncOptions`; see
         :func:`audiosync.sync` for everything.
         """
-        opts = SyncOptions(**options)
+        return self.run(url, _CaptureRecorder(capture), SyncOptions(**options), on_progress)
+
+    def run(self, url: str, recorder: "Recorder", options: SyncOptions,
+            on_progress: Callable[[Progress], None] | None = None) -> SyncResult:
+        """:meth:`sync` with the capture side given as a :class:`Recorder` (a listener's buffer)."""
         with self._cond:
             if self._state != JobState.IDLE:
                 raise JobBusyError(f"this job is {self.status}: one sync at a time (use another SyncJob)")
             self._state = JobState.RUNNING
         try:
-            return _Run(self, url, capture, opts, on_progress).execute()
+            return _Run(self, url, recorder, options, on_progress).execute()
         finally:
             with self._cond:
                 self._state = JobState.IDLE
                 self._cond.notify_all()
 
 
+class Recorder(Protocol):
+    """The capture side of a sync: it starts recordings that fill a buffer, as a Producer does.
+
+    A recording has ``buffer``, ``count``, ``done``, ``error``, ``anchor``
+    (read under ``cond``) and ``stop()``.
+    """
+
+    def prepare(self) -> None:
+        """Check the source (before anything starts); raise CaptureError or ValueError."""
+
+    def start(self, capacity: int, rate: int, cond: threading.Condition) -> Producer:
+        """A recording of at most ``capacity`` samples that notifies ``cond``."""
+
+    def describe(self) -> str:
+        """The source, for error messages."""
+
+
+class _CaptureRecorder:
+    """Recordings by a new ffmpeg capture each (what :meth:`SyncJob.sync` does)."""
+
+    def __init__(self, capture: str | Sequence[str] | None):
+        self.capture = capture
+        self.args: list[str] = []
+
+    def prepare(self) -> None:
+        self.args = capture_input_args(self.capture)
+
+    def start(self, capacity: int, rate: int, cond: threading.Condition) -> Producer:
+        return Producer("capture", self.args, rate, capacity, cond)
+
+    def describe(self) -> str:
+        return " ".join(self.args)
+
+
 class _Run:
     """The state of one call of SyncJob.sync; everything it starts, it stops."""
 
-    def __init__(self, job: SyncJob, url: str, capture_spec: str | Sequence[str] | None,
+    def __init__(self, job: SyncJob, url: str, recorder: Recorder,
                  options: SyncOptions, on_progress: Callable[[Progress], None] | None):
         self.job = job
         self.url = url
-        self.capture_spec = capture_spec
-        self.capture_args: list[str] = []
+        self.recorder = recorder
         self.options = options
         self.rate = options.sample_rate
         self.on_progress = on_progress
@@ -160,8 +198,8 @@ class _Run:
     # -- producers ---------------------------------------------------------
 
     def _start_recording(self) -> None:
-        self.recording = Producer("capture", self.capture_args, self.rate,
-                                  int(round(self.options.intervals[-1] * self.rate)), self.job.condition)
+        self.recording = self.recorder.start(int(round(self.options.intervals[-1] * self.rate)), self.rate,
+                                             self.job.condition)
 
     def _stop_all(self) -> None:
         for p in (self.recording, self.download):
@@ -171,7 +209,7 @@ class _Run:
     def execute(self) -> SyncResult:
         try:
             download_args = input_args(self.url, self.options.use_ytdlp)
-            self.capture_args = capture_input_args(self.capture_spec)
+            self.recorder.prepare()
             # The whole song: the buffer's pages are only touched as ffmpeg fills them.
             self.download = Producer("download", download_args, self.rate,
                                      int(round(self.options.max_download_s * self.rate)), self.job.condition)
@@ -188,15 +226,20 @@ class _Run:
         if dl.done and dl.count == 0:
             raise InputError(f"cannot open or decode {self.url!r}: {dl.error or 'no audio in it'}")
         if rec.done and rec.count == 0:
-            raise CaptureError(f"cannot record from {' '.join(self.capture_args)!r}: "
+            raise CaptureError(f"cannot record from {self.recorder.describe()!r}: "
                                f"{rec.error or 'the capture gave no audio'}")
         return (rec.count >= need_capture or rec.done) and (dl.count >= need_download or dl.done)
 
     def _schedule(self) -> SyncResult:
         intervals = self.options.intervals
         k = 0
+        with self.job.condition:
+            held = min(self.recording.count, int(round(intervals[-1] * self.rate)))
+        # Audio already recorded (a listener's buffer) is used at once, all of it.
+        while k + 1 < len(intervals) and intervals[k + 1] * self.rate <= held:
+            k += 1
         while k < len(intervals):
-            need_capture = int(round(intervals[k] * self.rate))
+            need_capture = max(int(round(intervals[k] * self.rate)), held)
             # The whole download (or max_download_s of it): a place not yet decoded could be the
             # better one, so an estimate on part of the song could only mislead, and a capture
             # read faster than the download would use up the schedule on it.
@@ -211,7 +254,7 @@ class _Run:
                 if wake is Wake.RESUMED:
                     log.info("resumed: capture restarted")
                     self._start_recording()
-                    k = 0
+                    k = held = 0
                     continue
             if wake in (Wake.ABORTED, Wake.TIMEOUT):
                 return self._finish(wake.value)

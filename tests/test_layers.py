@@ -27,10 +27,12 @@ LAYERS = [
     {"_planner"},                                      # FFTW's planner
     {"_xcorr", "wisdom"},                              # the kernel; wisdom on disk
     {"xcorr", "ffmpeg", "download", "capture"},        # validated wrapper; inputs
-    {"method", "producer", "exports"},                 # the decision rule; producer threads; timeline files
+    {"method", "producer", "exports", "ring"},         # the decision rule; producer threads; timeline files; a ring
     {"lagmap", "matches"},                             # the lag over time; every match
     {"options", "results"},                            # a sync's options and answers
     {"session", "offline"},                            # the job; whole-file sync
+    {"tracker"},                                       # following the player
+    {"listener"},                                      # the always-on capture
     {"control", "pulse_server", "plot", "timeline", "batch"},  # the module API; N files; many pairs
     {"demo"},
     {"cli"},
