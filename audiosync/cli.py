@@ -7,9 +7,10 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Sequence
 
-from audiosync.errors import AudiosyncError, ManifestError
+from audiosync.errors import AudiosyncError, InputError, ManifestError
 from audiosync.results import Progress, SyncResult
 
 __all__ = ["main"]
@@ -70,6 +71,21 @@ def _parser() -> argparse.ArgumentParser:
     live.add_argument("--hint-window", type=float, default=3000.0, metavar="MS",
                       help="how far from --hint to search first (default 3000)")
     live.add_argument("--min-confidence", type=float, default=0.95, metavar="C")
+
+    ls = sub.add_parser("listen", parents=[sub_common], help="keep recording the desktop and follow the song",
+                        description="Record the desktop continuously (into memory only) and print how far "
+                                    "into the song it is; with --follow, a line at every seek, pause or skip "
+                                    "until Ctrl-C.")
+    ls.add_argument("url", metavar="URL_OR_PATH", help="media URL, YouTube page or file")
+    ls.add_argument("--follow", action="store_true", help="keep following: one line per change")
+    ls.add_argument("--json", action="store_true", help="JSON: one object, or with --follow one per line")
+    ls.add_argument("--capture", metavar="SOURCE",
+                    help="PulseAudio source to record (default: the default output's monitor); "
+                         "an existing file is read at its own pace as if it were the desktop")
+    ls.add_argument("--every", type=float, default=2.0, metavar="S", help="with --follow: re-check every S s")
+    ls.add_argument("--min-confidence", type=float, default=0.95, metavar="C")
+    ls.add_argument("--calibration", metavar="MS", type=float, default=0.0,
+                    help="added to every lag printed (the sound card's latency, measured once)")
 
     s = sub.add_parser("setup", parents=[sub_common], help="route a player into the dedicated audiosync sink")
     s.add_argument("player", metavar="PLAYER_NAME", help="the player's application.name, e.g. Spotify")
@@ -182,17 +198,61 @@ def _live(args: argparse.Namespace) -> int:
 
     if bool(args.url) == bool(args.title):
         raise _UsageError("give either URL_OR_PATH or --title")
-    capture = args.capture
-    if capture and os.path.isfile(capture):
-        # As for every local path: absolute, behind "file:", so that a name such as
-        # "take:1.wav" or "pipe:0" is not read as an ffmpeg protocol.
-        capture = ["-i", "file:" + os.path.abspath(capture)]
+    capture = _capture_spec(args.capture)
     url, use_ytdlp = (args.url, None) if args.url else (search_url(args.title), True)
     print("recording the desktop ...", file=sys.stderr, flush=True)
     result = sync(url, capture=capture, timeout=args.timeout, min_confidence=args.min_confidence,
                   on_progress=_progress, use_ytdlp=use_ytdlp, keep_audio=bool(args.plot),
                   hint_ms=args.hint, hint_window_ms=args.hint_window)
     return _report(result, args)
+
+
+def _capture_spec(capture: str | None, paced: bool = False) -> str | list[str] | None:
+    """The --capture value as a capture spec: a source name, or an existing file's input."""
+    if capture and os.path.isfile(capture):
+        # As for every local path: absolute, behind "file:", so that a name such as
+        # "take:1.wav" or "pipe:0" is not read as an ffmpeg protocol.
+        return [*(["-re"] if paced else []), "-i", "file:" + os.path.abspath(capture)]
+    return capture
+
+
+def _listen(args: argparse.Namespace) -> int:
+    import queue
+
+    from audiosync.listener import Listener
+
+    # A file stands for a sound card: read at its own pace, as a recording arrives.
+    with Listener(_capture_spec(args.capture, paced=True)) as listener:
+        print("listening to the desktop ...", file=sys.stderr, flush=True)
+        if not args.follow:
+            result = listener.sync(args.url, since=time.monotonic(), min_confidence=args.min_confidence,
+                                   on_progress=_progress)
+            return _report(result, argparse.Namespace(**{**vars(args), "plot": None, "command": "live"}))
+        changes: queue.Queue = queue.Queue()
+        tracker = listener.track(args.url, on_change=changes.put, every_s=args.every,
+                                 min_confidence=args.min_confidence)
+        try:
+            while tracker.running or not changes.empty():
+                try:
+                    result = changes.get(timeout=0.2)
+                except queue.Empty:
+                    continue
+                if args.json:
+                    out = {k: v for k, v in result.to_dict().items()
+                           if k in ("lag_ms", "confidence", "confident", "reason")}
+                    out["lag_ms"] = round(out["lag_ms"] + args.calibration, 3)
+                    out["capture_started"] = result.capture_started  # time.monotonic() of lag_ms
+                    print(json.dumps(out), flush=True)
+                elif result.confident:
+                    print(f"lag {result.lag_ms + args.calibration:.1f} ms at {result.capture_started:.3f} "
+                          f"(monotonic), confidence {result.confidence:.3f}", flush=True)
+                else:
+                    print(f"lag unknown ({result.reason})", flush=True)
+        finally:
+            tracker.stop()
+        if tracker.error:
+            raise InputError(tracker.error)
+    return EXIT_CONFIDENT
 
 
 def _setup(args: argparse.Namespace) -> int:
@@ -277,7 +337,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 _COMMANDS = {"files": _files, "live": _live, "setup": _setup, "prepare": _prepare, "align": _align,
-             "batch": _batch, "demo": _demo}
+             "batch": _batch, "demo": _demo, "listen": _listen}
 
 
 class _UsageError(Exception):

@@ -38,6 +38,9 @@ STEADY_S = 10.0           # a capture that ran this long resets the back-off
 _READ_BYTES = 1 << 14     # ~0.25 s at 16 kHz: the pipe gives what it has, up to this
 _STOP_GRACE_S = 0.3
 _SINCE_SLACK_S = 0.05     # a `since` this close to now (or to the buffer's start) is taken as that
+# Audio already held makes each further second cheap to wait for: look again after each one
+# (a sync's default schedule jumps from 3 to 6 s).
+LISTEN_INTERVALS = (3, 4, 5, 6, 8, 10, 15, 20, 30)
 
 
 @dataclass(frozen=True)
@@ -289,11 +292,10 @@ class Listener:
         call. Audio already held is used at once and the capture after the
         call extends it. ``lag_ms`` is the song's position at the first
         sample used (``capture_started``). ``options`` are those of
-        :func:`audiosync.sync`; ``job`` runs it (default: a new one).
+        :func:`audiosync.sync` (``intervals`` defaults to LISTEN_INTERVALS);
+        ``job`` runs it (default: a new one).
         """
-        opts = SyncOptions(**options)
-        if opts.sample_rate != self.rate:
-            raise ValueError(f"sample_rate must be the listener's ({self.rate}), got {opts.sample_rate}")
+        opts = self._options(options)
         if not self.running:
             raise CaptureError("the listener is not running: start() it first")
         since = self._check_since(since, time.monotonic())
@@ -311,9 +313,7 @@ class Listener:
         if not callable(on_change):
             raise ValueError(f"on_change must be callable, got {on_change!r}")
         every_s = _seconds("every_s", every_s, 3600.0)
-        opts = SyncOptions(**options)
-        if opts.sample_rate != self.rate:
-            raise ValueError(f"sample_rate must be the listener's ({self.rate}), got {opts.sample_rate}")
+        opts = self._options(options)
         if not self.running:
             raise CaptureError("the listener is not running: start() it first")
         since = self._check_since(since, time.monotonic())
@@ -321,6 +321,12 @@ class Listener:
         self._trackers.add(tracker)
         tracker.start()
         return tracker
+
+    def _options(self, options: dict) -> SyncOptions:
+        opts = SyncOptions(**{"intervals": LISTEN_INTERVALS, "sample_rate": self.rate, **options})
+        if opts.sample_rate != self.rate:
+            raise ValueError(f"sample_rate must be the listener's ({self.rate}), got {opts.sample_rate}")
+        return opts
 
     @property
     def trackers(self) -> tuple[Tracker, ...]:

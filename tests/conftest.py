@@ -105,6 +105,7 @@ def play():
         players.append(p)
         return p
 
+    start.players = players
     yield start
     for p in players:
         p.stop()

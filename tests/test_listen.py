@@ -1,0 +1,264 @@
+"""The always-on listener: its ring, answers from audio already heard, a tracker that follows
+the player, restarts that leave a gap, and the control API around the default listener.
+
+Real ffmpeg and (where marked) a real private PulseAudio server with a null sink, played by pacat.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import audiosync
+from audiosync import control
+from audiosync.ring import Ring
+from audiosync.synth import make_song
+from audiosync.xcorr import cross_correlation
+
+from helpers import RATE, decode, needs_ffmpeg, needs_pulse, write_wav
+
+LISTEN_RATE = 16000
+
+
+def _wait(predicate, timeout: float, step: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    return predicate()
+
+
+def _truth_ms(song16: np.ndarray, audio: np.ndarray) -> float:
+    """Where ``audio`` starts in the song, by a plain correlation of a middle stretch (the oracle)."""
+    a, b = LISTEN_RATE, min(len(audio), 5 * LISTEN_RATE)
+    where, coefficient = cross_correlation(song16, audio[a:b])
+    assert coefficient > 0.9, coefficient
+    return 1000.0 * (where - a) / LISTEN_RATE
+
+
+# -- the ring -------------------------------------------------------------------------------
+
+
+def test_ring_keeps_the_newest_samples_and_its_segments():
+    ring = Ring(10, 10)
+    ring.begin()
+    ring.write(np.arange(6, dtype=np.float32), now=100.6)
+    ring.write(np.arange(6, 14, dtype=np.float32), now=101.4)
+    assert ring.total == 14 and ring.oldest == 4
+    assert ring.read(4, 14).tolist() == list(range(4, 14))
+    with pytest.raises(IndexError, match="not held"):
+        ring.read(3, 5)
+    seg = ring.current
+    assert seg.anchor == pytest.approx(100.0)  # the least bound: 100.6 - 6/10 and 101.4 - 14/10
+    assert ring.index_at(100.55, seg) == 6
+    ring.end()
+    assert ring.current is None
+    second = ring.begin()
+    ring.write(np.full(3, 7, dtype=np.float32), now=200.3)
+    assert second.first == 14 and ring.segment_of(15) is second and ring.segment_of(13) is not second
+    assert ring.read(14, 17).tolist() == [7, 7, 7]
+
+
+def test_ring_write_longer_than_the_ring():
+    ring = Ring(4, 10)
+    ring.begin()
+    ring.write(np.arange(9, dtype=np.float32), now=1.0)
+    assert ring.total == 9 and ring.read(5, 9).tolist() == [5, 6, 7, 8]
+
+
+# -- a file read at its own pace stands in for a sound card ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def paced(tmp_path_factory):
+    """A song (WAV) and a 20 s capture cut from it at 12.5 s."""
+    d = tmp_path_factory.mktemp("listen")
+    song = make_song(45.0, RATE, seed=42)
+    song_path = write_wav(d / "song.wav", song)
+    capture = write_wav(d / "capture.wav", song[int(12.5 * RATE):int(32.5 * RATE)])
+    return {"song": song_path, "capture": capture, "song16": decode(song_path, LISTEN_RATE),
+            "other": write_wav(d / "other.wav", make_song(45.0, RATE, seed=7))}
+
+
+@needs_ffmpeg
+def test_sync_answers_from_audio_already_buffered(paced):
+    with audiosync.Listener(["-re", "-i", str(paced["capture"])]) as ls:
+        assert ls.running
+        assert _wait(lambda: ls.status().buffered_s >= 4.5, 15)
+        held, first_t = ls.audio()
+        called = time.monotonic()
+        result = ls.sync(str(paced["song"]), since=first_t)
+        waited = time.monotonic() - called
+    assert not ls.running
+    assert result.confident, result
+    # The answer used what was there at the call (more than the first interval) ...
+    assert result.interval_s >= 4.0
+    print(f"answered {waited:.2f} s after the call from {result.interval_s:.1f} s of audio")
+    # ... and is the song's position at `since`: 12.5 s, the capture's first sample.
+    assert result.capture_started == pytest.approx(first_t, abs=1e-3)
+    assert abs(result.lag_ms - 12500.0) <= 1.0
+
+
+@needs_ffmpeg
+def test_bad_arguments_name_themselves(paced):
+    for seconds in (0, -1, math.nan, math.inf, 1e9, True):
+        with pytest.raises(ValueError, match="seconds"):
+            audiosync.Listener(["-i", str(paced["capture"])], seconds=seconds)
+    with audiosync.Listener(["-re", "-i", str(paced["capture"])]) as ls:
+        url = str(paced["song"])
+        with pytest.raises(ValueError, match="since.*future"):
+            ls.sync(url, since=time.monotonic() + 5)
+        with pytest.raises(ValueError, match="since is before the listener's buffer"):
+            ls.sync(url, since=time.monotonic() - 120)
+        with pytest.raises(ValueError, match="since must be"):
+            ls.sync(url, since="now")
+        with pytest.raises(ValueError, match="on_change must be callable"):
+            ls.track(url, on_change=None)
+        for every in (0, -2.0, math.nan):
+            with pytest.raises(ValueError, match="every_s"):
+                ls.track(url, on_change=print, every_s=every)
+        with pytest.raises(ValueError, match="sample_rate must be the listener's"):
+            ls.sync(url, sample_rate=48000)
+    with pytest.raises(audiosync.CaptureError, match="not running"):
+        ls.sync(url)
+
+
+@needs_ffmpeg
+def test_a_killed_capture_restarts_and_no_answer_crosses_the_gap(paced):
+    with audiosync.Listener(["-re", "-i", str(paced["capture"])]) as ls:
+        assert _wait(lambda: ls.status().buffered_s >= 2.0, 15)
+        before = time.monotonic()
+        os.kill(ls._proc.pid, signal.SIGKILL)
+        status = _wait(lambda: (s := ls.status()).restarts >= 1 and s.buffered_s >= 3.5 and s, 20)
+        assert status and status.gaps == 1 and status.last_error, ls.status()
+        audio, first_t = ls.audio(since=before - 1.0)
+        # Only the audio after the restart: it replays the file from its start.
+        assert first_t > before
+        result = ls.sync(str(paced["song"]), since=before - 1.0)
+    assert result.confident and result.capture_started > before
+    assert abs(result.lag_ms - (12500.0 + 1000.0 * (result.capture_started - first_t))) <= 1.0
+
+
+@needs_ffmpeg
+def test_stop_during_a_sync_returns_it(paced):
+    with audiosync.Listener(["-re", "-i", str(paced["capture"])]) as ls:
+        got = []
+        t = threading.Thread(target=lambda: got.append(ls.sync(str(paced["other"]), min_confidence=0.999999)))
+        t.start()
+        time.sleep(1.5)
+        ls.stop()
+        t.join(10)
+    assert not t.is_alive() and got and not got[0].confident
+
+
+# -- a real sound server --------------------------------------------------------------------
+
+
+@needs_pulse
+def test_tracker_follows_a_seek_and_reports_a_skip(paced, pulse, play):
+    changes: list[tuple[float, audiosync.SyncResult]] = []
+    with audiosync.Listener("testsink.monitor") as ls:
+        started = time.monotonic()
+        player = play(paced["song"], "testsink", 2.0)
+        time.sleep(3.5)
+        tracker = ls.track(str(paced["song"]), on_change=lambda r: changes.append((time.monotonic(), r)),
+                           every_s=1.0, since=started)
+        assert _wait(lambda: tracker.lag_at(time.monotonic()) is not None, 20)
+        time.sleep(3.5)  # re-checks on the line
+        assert tracker.checks >= 2 and tracker.check_cpu_s / tracker.checks < 1.0
+        now = time.monotonic()
+        audio, first_t = ls.audio(since=now - 6)
+        truth = _truth_ms(paced["song16"], audio) + 1000.0 * (now - first_t)
+        assert abs(tracker.lag_at(now) - truth) <= 10.0, (tracker.lag_at(now), truth)
+
+        # A seek: the player starts again at 25 s.
+        player.stop()
+        seek = time.monotonic()
+        play(paced["song"], "testsink", 25.0)
+        found = _wait(lambda: [r for t, r in changes if t > seek and r.confident], 15)
+        assert found, changes
+        now = time.monotonic()
+        audio, first_t = ls.audio(since=now - 4)
+        truth = _truth_ms(paced["song16"], audio) + 1000.0 * (now - first_t)
+        assert abs(tracker.lag_at(now) - truth) <= 10.0, (tracker.lag_at(now), truth)
+        assert not [r for t, r in changes if r.confident and t > seek and abs(r.lag_ms - 25000) > 3000]
+        print(f"seek reported after {min(t for t, r in changes if t > seek and r.confident) - seek:.1f} s")
+
+        # A skip to another song: the lag becomes unknown, and nothing confident is said.
+        skip = time.monotonic()
+        _stop_players(play)
+        play(paced["other"], "testsink", 0.0)
+        lost = _wait(lambda: [r for t, r in changes if t > skip and not r.confident], 12)
+        assert lost and tracker.lag_at(time.monotonic()) is None
+        time.sleep(4)
+        assert not [r for t, r in changes if t > skip and r.confident]
+        tracker.stop()
+    assert not tracker.running
+
+
+def _stop_players(play) -> None:
+    for player in play.players:
+        player.stop()
+
+
+@needs_pulse
+def test_control_listen_twice_is_one_listener_and_get_lag_uses_it(paced, pulse, play):
+    try:
+        assert control.listen("testsink.monitor")
+        first = control.default_listener()
+        assert control.listen("testsink.monitor") and control.default_listener() is first
+        started = time.monotonic()
+        play(paced["song"], "testsink", 5.0)
+        time.sleep(4.0)
+        result = audiosync.sync(str(paced["song"]), since=started)
+        # The answer starts at `since` (the listener had just started: at its first sample).
+        assert result.confident and result.capture_started >= started - 0.05
+        assert 4000 < result.lag_ms < 6500
+    finally:
+        assert control.stop_listening()
+    assert not control.stop_listening() and control.default_listener() is None
+    with pytest.raises(ValueError, match="since needs the default listener"):
+        audiosync.sync(str(paced["song"]), since=time.monotonic())
+
+
+@needs_pulse
+def test_random_control_calls_while_a_tracker_runs(paced, pulse, play):
+    play(paced["song"], "testsink", 0.0)
+    assert control.listen("testsink.monitor")
+    try:
+        control.default_listener().track(str(paced["song"]), on_change=lambda r: None, every_s=0.5)
+        calls = [control.pause, control.resume, control.abort, control.status,
+                 lambda: control.listen("testsink.monitor"),
+                 lambda: control.default_listener() and control.default_listener().status(),
+                 lambda: control.default_listener() and control.default_listener().track(
+                     str(paced["song"]), on_change=lambda r: None, every_s=0.5)]
+        errors = []
+
+        def worker(seed: int) -> None:
+            rng = random.Random(seed)
+            for _ in range(50):
+                try:
+                    rng.choice(calls)()
+                except Exception as exc:  # noqa: BLE001 - every failure is one
+                    errors.append(exc)
+                time.sleep(rng.uniform(0, 0.02))
+
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert not any(t.is_alive() for t in threads), "deadlock"
+        assert not errors, errors
+    finally:
+        control.stop_listening()
+    assert control.status() == "idle"
