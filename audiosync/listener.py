@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -26,7 +27,7 @@ from audiosync.ring import Ring, Segment
 from audiosync.session import SyncJob
 from audiosync.tracker import Tracker
 
-__all__ = ["Listener", "ListenerStatus"]
+__all__ = ["Heard", "Listener", "ListenerStatus"]
 
 log = logging.getLogger("audiosync")
 
@@ -35,12 +36,30 @@ DEFAULT_SINCE_S = 1.0     # without `since`, a sync takes the audio heard from t
 FIRST_BACKOFF_S = 0.5     # a capture that died is restarted after this, doubling up to MAX_BACKOFF_S
 MAX_BACKOFF_S = 8.0
 STEADY_S = 10.0           # a capture that ran this long resets the back-off
-_READ_BYTES = 1 << 14     # ~0.25 s at 16 kHz: the pipe gives what it has, up to this
+_READ_BYTES = 1 << 15     # ~0.5 s at 16 kHz: the pipe gives what it has, up to this
+# The sound server hands ffmpeg 0.2 s at a time (48 kHz stereo s16) instead of ~40 ms: a
+# fifth of the wake-ups, and a listener records for hours. Each sample's time is unchanged.
+PULSE_FRAGMENT_BYTES = 38400
 _STOP_GRACE_S = 0.3
 _SINCE_SLACK_S = 0.05     # a `since` this close to now (or to the buffer's start) is taken as that
 # Audio already held makes each further second cheap to wait for: look again after each one
 # (a sync's default schedule jumps from 3 to 6 s).
 LISTEN_INTERVALS = (3, 4, 5, 6, 8, 10, 15, 20, 30)
+
+
+class Heard(NamedTuple):
+    """Audio read from a listener's ring."""
+
+    samples: np.ndarray
+    index: int
+    """The running sample count of ``samples[0]`` (positions within a segment are exact; times
+    are re-estimated as the capture goes on)."""
+    time: float | None
+    """``time.monotonic()`` of ``samples[0]`` as now estimated (None: nothing held)."""
+    segment: int
+    """The first sample of the capture run it belongs to: it changes at every restart."""
+    capturing: bool
+    """That run is still recording."""
 
 
 @dataclass(frozen=True)
@@ -107,7 +126,7 @@ class Listener:
         """Start capturing (checks the source first: CaptureError, ValueError). Idempotent."""
         if self.running:
             return self
-        self._args = capture_input_args(self.capture)
+        self._args = self._input_args()
         ffmpeg.ffmpeg_path()
         self._stop.clear()
         self._started_at = time.monotonic()
@@ -150,6 +169,12 @@ class Listener:
                 last_error=self._error, source=" ".join(self._args),
             )
 
+    def _input_args(self) -> list[str]:
+        args = capture_input_args(self.capture)
+        if args[:2] == ["-f", "pulse"]:
+            args = [*args[:2], "-fragment_size", str(PULSE_FRAGMENT_BYTES), *args[2:]]
+        return args
+
     def _capture(self) -> None:
         backoff = FIRST_BACKOFF_S
         first = True
@@ -161,7 +186,7 @@ class Listener:
                     break
                 backoff = min(2 * backoff, MAX_BACKOFF_S)
                 try:
-                    self._args = capture_input_args(self.capture)
+                    self._args = self._input_args()
                 except (CaptureError, ValueError) as exc:
                     self._error = str(exc)
                     continue
@@ -252,23 +277,42 @@ class Listener:
 
     def audio(self, since: float | None = None) -> tuple[np.ndarray, float | None]:
         """A copy of the unbroken audio from ``since`` (default: all held) and its first sample's time."""
-        with self._lock:
-            seg = self._ring.current or (self._ring.segments[-1] if self._ring.segments else None)
-            if seg is None or seg.anchor is None:
-                return np.zeros(0, dtype=np.float32), None
-            first = max(seg.first, self._ring.oldest)
-            if since is not None:
-                first = max(first, self._ring.index_at(since, seg))
-            return self._ring.read(first, seg.end), seg.time_of(first)
+        heard = self.heard(since=since)
+        return heard.samples, heard.time
 
-    def window(self, seconds: float) -> tuple[np.ndarray, float | None, bool]:
-        """The newest ``seconds`` of unbroken audio, its first sample's time, and whether the capture runs."""
+    def heard(self, *, since: float | None = None, start: int | None = None,
+              newest: float | None = None) -> Heard:
+        """The unbroken audio of the latest segment: from time ``since``, or from sample ``start``
+        (a running count), or its ``newest`` seconds; all held by default."""
         with self._lock:
-            seg = self._ring.current
+            ring = self._ring
+            seg = ring.current or (ring.segments[-1] if ring.segments else None)
             if seg is None or seg.anchor is None:
-                return np.zeros(0, dtype=np.float32), None, False
-            first = max(seg.first, self._ring.oldest, seg.end - int(round(seconds * self.rate)))
-            return self._ring.read(first, seg.end), seg.time_of(first), True
+                return Heard(np.zeros(0, dtype=np.float32), ring.total, None, -1, False)
+            first = max(seg.first, ring.oldest)
+            if since is not None:
+                first = max(first, ring.index_at(since, seg))
+            if start is not None:
+                first = min(max(first, start), seg.end)
+            if newest is not None:
+                first = max(first, seg.end - int(round(newest * self.rate)))
+            return Heard(ring.read(first, seg.end), first, seg.time_of(first), seg.first, seg.open)
+
+    def time_at(self, index: float, segment: int) -> float | None:
+        """``time.monotonic()`` of sample ``index`` of the segment starting at ``segment`` (None: gone)."""
+        with self._lock:
+            for seg in self._ring.segments:
+                if seg.first == segment and seg.anchor is not None:
+                    return seg.time_of(index)
+        return None
+
+    def index_at(self, t: float, segment: int) -> float | None:
+        """The (fractional) running sample count at ``time.monotonic()`` ``t`` in that segment."""
+        with self._lock:
+            for seg in self._ring.segments:
+                if seg.first == segment and seg.anchor is not None:
+                    return seg.first + (t - seg.anchor) * self.rate
+        return None
 
     def _tap(self, since: float | None, capacity: int, cond: threading.Condition) -> "_Tap":
         tap = _Tap(self, since, capacity, cond)

@@ -15,6 +15,7 @@ import logging
 import math
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Protocol
@@ -23,6 +24,7 @@ import numpy as np
 
 from audiosync.download import input_args
 from audiosync.errors import AudiosyncError
+from audiosync._sizes import working_length
 from audiosync.method import Estimate, estimate, make_correlator, nearby
 from audiosync.options import SyncOptions
 from audiosync.producer import Producer
@@ -34,23 +36,29 @@ __all__ = ["Tracker"]
 log = logging.getLogger("audiosync")
 
 CHECK_S = 3.0          # the newest audio a re-check looks at
-REACH_S = 0.25         # how far from the line a re-check looks (a seek moves the song further)
 BLOCK_S = 0.25         # the re-check's blocks, each judged on its own to place a change
 FOLLOWS = 0.5          # a block whose Pearson on the line reaches this follows the line
-JUMP_MS = 10.0         # a new line this far from the old one is a jump
+FOLLOW_SHARE = 0.5     # the share of loud blocks that must follow it
+JUMP_MS = 10.0         # a new line this far from the old one is a jump; a re-check looks this far
 SEARCH_EVERY_S = 0.25  # while searching, how often the growing audio is looked at
+NEAR_S = 3.0           # after a change, first looked for this close to where the song was left
+NEAR_MIN_S = 2.0       # with at least this much audio (the lag map's shortest window)
+NEAR_EVERY_S = 0.5     # and again after each further half second
 SILENT_RMS = 1e-4      # blocks quieter than this (a pause) hold nothing to search for
+SILENCE_S = 0.5        # a silence this long in the audio searched is a pause: the search starts after it
 MIN_DRIFT_SPAN_S = 30.0  # the re-checks must span this long before a drift is reported
 
 
 class Source(Protocol):
-    """What a tracker reads: a :class:`audiosync.Listener`."""
+    """What a tracker reads: a :class:`audiosync.Listener` (its ``heard`` is a ``Heard``)."""
 
     rate: int
 
-    def audio(self, since: float | None = None) -> tuple[np.ndarray, float | None]: ...
+    def heard(self, *, since: float | None = None, start: int | None = None, newest: float | None = None): ...
 
-    def window(self, seconds: float) -> tuple[np.ndarray, float | None, bool]: ...
+    def time_at(self, index: float, segment: int) -> float | None: ...
+
+    def index_at(self, t: float, segment: int) -> float | None: ...
 
 
 class Tracker:
@@ -67,19 +75,25 @@ class Tracker:
         self.error: str | None = None
         """Why the tracker ended early (the song could not be read), else None."""
         self.checks = 0
-        """Re-checks made near the line."""
-        self.check_cpu_s = 0.0
-        """CPU seconds those re-checks took (thread time), for the cost figures."""
+        """Re-checks that found the audio on the line."""
+        self.check_ms: deque[float] = deque(maxlen=1000)
+        """CPU milliseconds (thread time) of each recent re-check, for the cost figures."""
         self._forget = forget
         self._cond = threading.Condition()
         self._state = JobState.IDLE
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._origin = since          # where the current search starts (monotonic)
-        self._line: tuple[float, float] | None = None  # (t, song ms at t) of the last lock
-        self._points: list[tuple[float, float]] = []     # re-checks on the current line
+        # Where the current search starts: a time (`since`, a resume) until a sample is known.
+        self._since: float | None = since
+        self._origin: int | None = None
+        # The line (segment, sample, song ms at that sample) and the re-checks on it: kept in
+        # samples of the capture, which are exact, not in times, which are re-estimated.
+        self._line: tuple[int, int, float] | None = None
+        self._points: list[tuple[int, float]] = []
         self._known = False
         self._searched: tuple[float, int, float] | None = None  # (origin, interval, when) of the last search
+        self._left: float | None = None  # the song's position (ms) where the audio last left the line
+        self._near_tried: tuple[float, int] | None = None
         self._result: SyncResult | None = None
         self._t0 = time.monotonic()
 
@@ -145,23 +159,28 @@ class Tracker:
 
     @property
     def drift_ppm(self) -> float | None:
-        """How much faster the song plays than ``time.monotonic()`` runs, in ppm, once the
-        re-checks on one line span MIN_DRIFT_SPAN_S; None before."""
+        """How much faster the song plays than the capture's clock (its samples at their nominal
+        rate), in ppm, once the re-checks on one line span MIN_DRIFT_SPAN_S; None before."""
         pts = self._points
-        if len(pts) < 3 or pts[-1][0] - pts[0][0] < MIN_DRIFT_SPAN_S:
+        if len(pts) < 3 or (pts[-1][0] - pts[0][0]) / self.rate < MIN_DRIFT_SPAN_S:
             return None
-        t = np.array([p[0] for p in pts])
+        i = np.array([p[0] - pts[0][0] for p in pts], dtype=np.float64) / self.rate
         ms = np.array([p[1] for p in pts])
-        slope = np.polyfit(t - t[0], ms, 1)[0] / 1000.0
+        slope = np.polyfit(i, ms, 1)[0] / 1000.0
         return float((slope - 1.0) * 1e6)
+
+    def _position(self, index: float) -> float:
+        """The song's position (ms) at capture sample ``index`` on the current line."""
+        segment, at, ms = self._line
+        return ms + (index - at) * 1000.0 / self.rate * (1.0 + (self.drift_ppm or 0.0) * 1e-6)
 
     def lag_at(self, t: float) -> float | None:
         """The song's position (ms) at ``time.monotonic()`` instant ``t``, or None while unknown."""
         line = self._line
         if line is None or not self._known:
             return None
-        drift = self.drift_ppm or 0.0
-        return line[1] + (t - line[0]) * 1000.0 * (1.0 + drift * 1e-6)
+        index = self.source.index_at(t, line[0])
+        return None if index is None else self._position(index)
 
     # -- the thread --------------------------------------------------------
 
@@ -174,7 +193,7 @@ class Tracker:
                 if self._state == JobState.PAUSED:
                     self._cond.wait(0.1)
                     if self._state == JobState.RUNNING:  # resumed: search afresh
-                        self._origin = time.monotonic()
+                        self._since, self._origin = time.monotonic(), None
                         self._lost()
                     continue
                 if left <= 0:
@@ -237,14 +256,27 @@ class Tracker:
     def _search(self) -> None:
         """Look for the audio since the origin in the whole song, at the interval schedule's
         points (as a sync does); lock on a confident answer."""
-        audio, first_t = self.source.audio(self._origin)
-        if first_t is None:
+        heard = self.source.heard(since=self._since) if self._origin is None else \
+            self.source.heard(start=self._origin)
+        if heard.time is None:
             return
-        # A pause leaves silence: the search starts where sound does.
-        loud = _first_loud(audio, int(BLOCK_S * self.rate))
+        audio, first = heard.samples, heard.index
+        if self._origin is None or first != self._origin:  # the first look, or past a restart
+            self._since, self._origin = None, first
+            self._searched = self._near_tried = None
+        # A pause leaves silence: the search starts where sound resumed.
+        loud = _after_silence(audio, int(BLOCK_S * self.rate))
         if loud:
-            audio, first_t = audio[loud:], first_t + loud / self.rate
-            self._origin = first_t
+            audio, first = audio[loud:], first + loud
+            self._origin = first
+        if self._left is not None and len(audio) >= NEAR_MIN_S * self.rate:
+            step = (first, int(len(audio) / (NEAR_EVERY_S * self.rate)))
+            if step != self._near_tried:
+                self._near_tried = step
+                est = self._near(audio, self._left)
+                if est is not None and est.confidence >= self.options.min_confidence:
+                    self._lock(est, heard.segment, first, len(audio))
+                    return
         intervals = self.options.intervals
         due = [k for k, s in enumerate(intervals) if s * self.rate <= len(audio)]
         if not due:
@@ -252,13 +284,13 @@ class Tracker:
         k = due[-1]
         if k == len(intervals) - 1:  # the longest: it slides on with the newest audio
             cut = len(audio) - int(round(intervals[k] * self.rate))
-            audio, first_t = audio[cut:], first_t + cut / self.rate
-            self._origin = first_t
+            audio, first = audio[cut:], first + cut
+            self._origin = first
             if self._searched is not None and time.monotonic() - self._searched[2] < self.every_s:
                 return
-        elif self._searched is not None and self._searched[:2] == (self._origin, k):
+        elif self._searched is not None and self._searched[:2] == (first, k):
             return
-        self._searched = (self._origin, k, time.monotonic())
+        self._searched = (first, k, time.monotonic())
         try:
             est = estimate(self._whole, audio, self.options.method, self.rate, "live", len(audio) / self.rate,
                            window=self._hint())
@@ -268,7 +300,21 @@ class Tracker:
         log.debug("tracker: searched %.1f s: lag %.1f ms, confidence %.3f", len(audio) / self.rate,
                   est.lag_ms(self.rate), est.confidence)
         if est.confidence >= self.options.min_confidence:
-            self._lock(est, first_t, len(audio))
+            self._lock(est, heard.segment, first, len(audio))
+
+    def _near(self, audio: np.ndarray, position_ms: float) -> Estimate | None:
+        """``audio`` looked for within NEAR_S of ``position_ms`` only (a resume after a pause, a
+        nudge), judged by the chance over those lags: fewer lags, so less audio is enough."""
+        reach = int(round(NEAR_S * self.rate))
+        start = max(0, int(round(position_ms * self.rate / 1000.0)) - reach)
+        segment = self._song[start:start + len(audio) + 2 * reach]
+        if len(segment) <= len(audio):
+            return None
+        near = make_correlator(segment, len(audio), self.options.method, self.rate)
+        est = nearby(near, audio, self.rate, (0, len(segment) - len(audio)))
+        log.debug("tracker: near %.1f s: lag %.1f ms, confidence %.3f", position_ms / 1000.0,
+                  (start + est.lag + est.fraction) * 1000.0 / self.rate, est.confidence)
+        return replace(est, lag=start + est.lag)
 
     def _hint(self) -> tuple[int, int] | None:
         if self.options.hint_ms is None or self._result is not None:
@@ -277,15 +323,16 @@ class Tracker:
         half = self.options.hint_window_ms * self.rate / 1000.0
         return int(math.floor(hint - half)), int(math.ceil(hint + half))
 
-    def _lock(self, est: Estimate, first_t: float, n: int) -> None:
+    def _lock(self, est: Estimate, segment: int, first: int, n: int) -> None:
         lag_ms = est.lag_ms(self.rate)
         old = self._line
-        moved = old is None or abs(old[1] + (first_t - old[0]) * 1000.0 - lag_ms) > JUMP_MS
-        self._line = (first_t, lag_ms)
-        self._points = [(first_t, lag_ms)]
+        moved = old is None or old[0] != segment or abs(self._position(first) - lag_ms) > JUMP_MS
+        self._line = (segment, first, lag_ms)
+        self._points = [(first, lag_ms)]
         was_known, self._known = self._known, True
         if moved or not was_known:
-            self._report(confident=True, reason="confident", est=est, first_t=first_t, n=n)
+            self._report(confident=True, reason="confident", est=est,
+                         first_t=self.source.time_at(first, segment), n=n)
 
     def _lost(self) -> None:
         if self._known:
@@ -293,48 +340,55 @@ class Tracker:
             self._report(confident=False, reason="lost")
 
     def _recheck(self) -> None:
-        """The newest audio near the line: still on it, moved a little, or lost."""
-        cpu = time.thread_time()
-        audio, first_t, capturing = self.source.window(CHECK_S)
-        try:
-            if first_t is None or len(audio) < CHECK_S * self.rate / 2:
-                if not capturing:
-                    self._origin = time.monotonic()
-                    self._lost()
-                return
-            expected = self._line[1] + (first_t - self._line[0]) * 1000.0
-            reach = int(round(REACH_S * self.rate))
-            start = int(round(expected * self.rate / 1000.0)) - reach
-            song = self._song
-            if start < 0 or start + len(audio) + 2 * reach > len(song):
-                self._changed(audio, first_t, expected)  # the song ended, or the line left it
-                return
-            near = make_correlator(song[start:start + len(audio) + 2 * reach], len(audio), self.options.method,
-                                   self.rate)
-            est = nearby(near, audio, self.rate, (0, 2 * reach))
-            est = replace(est, lag=start + est.lag)
-            lag_ms = est.lag_ms(self.rate)
-            follows = _following(audio, song, est.lag, int(BLOCK_S * self.rate))
-            # On the line only: a confident peak elsewhere within the reach, on a window that a
-            # seek or a pause cut, is no answer (the whole song is searched for that). And the
-            # newest second must still follow the line, which a window half before a seek hides.
-            on_line = abs(lag_ms - expected) <= JUMP_MS and follows[-int(round(1.0 / BLOCK_S)):].any()
-            if est.confidence >= self.options.min_confidence and on_line:
-                self.checks += 1
-                self._points.append((first_t, lag_ms))
-                return
-            self._changed(audio, first_t, expected, follows)
-        finally:
-            self.check_cpu_s += time.thread_time() - cpu
+        """The newest audio on the line, within JUMP_MS of it: still there, or the lag changed.
 
-    def _changed(self, audio: np.ndarray, first_t: float, expected: float,
-                 follows: np.ndarray | None = None) -> None:
+        One plain correlation over those few lags (three small transforms) places the audio, and
+        the blocks judge it: most loud blocks, and one of the newest second's, must match the
+        song there (a window half before a seek would still match as a whole). Audio that is
+        something else, or a pause, leaves almost no block at Pearson 0.5.
+        """
+        cpu = time.thread_time()
+        heard = self.source.heard(newest=CHECK_S)
+        try:
+            if heard.segment != self._line[0]:  # the capture restarted: the line's samples are gone
+                self._since, self._origin = None, None
+                self._lost()
+                return
+            if len(heard.samples) < CHECK_S * self.rate / 2:
+                return
+            audio, first = heard.samples, heard.index
+            expected = self._position(first)
+            span = int(round(JUMP_MS * self.rate / 1000.0))
+            start = int(round(expected * self.rate / 1000.0)) - span
+            song = self._song
+            if start < 0 or start + len(audio) + 2 * span > len(song):
+                self._changed(first)  # the song ended, or the line left it
+                return
+            k, fraction = _best_lag(audio, song[start:start + len(audio) + 2 * span])
+            block = int(BLOCK_S * self.rate)
+            follows, loud = _following(audio, song, start + k, block)
+            newest = int(round(1.0 / BLOCK_S))
+            if loud.any() and follows[loud].mean() >= FOLLOW_SHARE and follows[-newest:].any():
+                self.checks += 1
+                lag_ms = (start + k + fraction) * 1000.0 / self.rate
+                self._line = (heard.segment, first, lag_ms)  # the line follows the clocks' drift
+                self._points.append((first, lag_ms))
+                return
+            log.debug("tracker: off the line at %.1f s (follows %s, loud %s)", expected / 1000.0,
+                      "".join("+" if f else "-" for f in follows), "".join("+" if q else "-" for q in loud))
+            self._changed(first, follows)
+        finally:
+            self.check_ms.append(1000.0 * (time.thread_time() - cpu))
+
+    def _changed(self, first: int, follows: np.ndarray | None = None) -> None:
         """The audio left the line: the search starts after the last block that followed it."""
-        block = int(BLOCK_S * self.rate)
         keep = 0
         if follows is not None and follows.any():
-            keep = (int(np.flatnonzero(follows)[-1]) + 1) * block
-        self._origin = first_t + keep / self.rate
+            keep = (int(np.flatnonzero(follows)[-1]) + 1) * int(BLOCK_S * self.rate)
+        self._since, self._origin = None, first + keep
+        # Where the song was when the audio left it: a resume after a pause starts there.
+        self._left = self._position(self._origin)
+        self._near_tried = None
         self._lost()
 
     def _report(self, confident: bool, reason: str, est: Estimate | None = None, first_t: float | None = None,
@@ -356,26 +410,52 @@ class Tracker:
             log.exception("on_change raised")
 
 
-def _first_loud(audio: np.ndarray, block: int) -> int:
-    """The start of the first block louder than SILENT_RMS (0 when the first is)."""
+def _after_silence(audio: np.ndarray, block: int) -> int:
+    """Where the sound starts after the last silence (blocks quieter than SILENT_RMS) of at least
+    SILENCE_S, or at the start; past the end when the audio ends silent."""
     n = len(audio) // block
     if n == 0:
         return 0
     rms = np.sqrt(np.mean(np.square(audio[:n * block].reshape(n, block), dtype=np.float64), axis=1))
-    loud = np.flatnonzero(rms > SILENT_RMS)
-    return int(loud[0]) * block if len(loud) else n * block
+    quiet = rms <= SILENT_RMS
+    need = max(1, int(round(SILENCE_S / BLOCK_S)))
+    run = 0
+    last_end = 0
+    for i, q in enumerate(quiet):
+        run = run + 1 if q else 0
+        if q and (run >= need or run == i + 1):  # a long silence, or silence from the start
+            last_end = i + 1
+    return last_end * block
 
 
-def _following(audio: np.ndarray, song: np.ndarray, at: int, block: int) -> np.ndarray:
-    """For each block of ``audio``, whether it matches ``song`` from ``at`` on (Pearson >= FOLLOWS)."""
+def _best_lag(audio: np.ndarray, segment: np.ndarray) -> tuple[int, float]:
+    """Where in ``segment`` (a lag from 0 to its excess over ``audio``) the plain correlation peaks,
+    and the peak's sub-sample offset (a parabola through it and its neighbours)."""
+    span = len(segment) - len(audio)
+    n = working_length(len(segment))  # no wrap for lags 0..span
+    c = np.fft.irfft(np.conj(np.fft.rfft(audio, n)) * np.fft.rfft(segment, n), n)[:span + 1]
+    k = int(np.argmax(c))
+    fraction = 0.0
+    if 0 < k < span:
+        a, b, d = c[k - 1], c[k], c[k + 1]
+        den = a - 2 * b + d
+        if den < 0:
+            fraction = float(np.clip(0.5 * (a - d) / den, -0.5, 0.5))
+    return k, fraction
+
+
+def _following(audio: np.ndarray, song: np.ndarray, at: int, block: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per block of ``audio``: whether it matches ``song`` from ``at`` on (Pearson >= FOLLOWS), and
+    whether it is loud (above SILENT_RMS)."""
     n = len(audio) // block
     if n == 0 or at < 0 or at + n * block > len(song):
-        return np.zeros(max(n, 1), dtype=bool)
+        return np.zeros(max(n, 1), dtype=bool), np.zeros(max(n, 1), dtype=bool)
     x = audio[:n * block].reshape(n, block).astype(np.float64)
     y = song[at:at + n * block].reshape(n, block).astype(np.float64)
+    loud = np.sqrt(np.mean(x * x, axis=1)) > SILENT_RMS
     x -= x.mean(axis=1, keepdims=True)
     y -= y.mean(axis=1, keepdims=True)
     den = np.sqrt((x * x).sum(axis=1) * (y * y).sum(axis=1))
     with np.errstate(invalid="ignore", divide="ignore"):
         r = np.where(den > 0, (x * y).sum(axis=1) / den, 0.0)
-    return r >= FOLLOWS
+    return r >= FOLLOWS, loud
