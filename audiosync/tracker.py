@@ -17,7 +17,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Protocol
 
 import numpy as np
@@ -25,7 +24,7 @@ import numpy as np
 from audiosync.download import input_args
 from audiosync.errors import AudiosyncError
 from audiosync._sizes import working_length
-from audiosync.method import Estimate, estimate, make_correlator, nearby
+from audiosync.method import Estimate, estimate, make_correlator
 from audiosync.options import SyncOptions
 from audiosync.producer import Producer
 from audiosync.results import SyncResult
@@ -91,6 +90,7 @@ class Tracker:
         self._line: tuple[int, int, float] | None = None
         self._points: list[tuple[int, float]] = []
         self._known = False
+        self._fresh = False
         self._searched: tuple[float, int, float] | None = None  # (origin, interval, when) of the last search
         self._left: float | None = None  # the song's position (ms) where the audio last left the line
         self._near_tried: tuple[float, int] | None = None
@@ -187,19 +187,23 @@ class Tracker:
     def _wait(self, seconds: float) -> bool:
         """Sleep ``seconds`` or until stopped (False), waiting out a pause."""
         deadline = time.monotonic() + seconds
+        resumed = False
         with self._cond:
             while not self._stop.is_set():
                 left = deadline - time.monotonic()
                 if self._state == JobState.PAUSED:
                     self._cond.wait(0.1)
-                    if self._state == JobState.RUNNING:  # resumed: search afresh
-                        self._since, self._origin = time.monotonic(), None
-                        self._lost()
+                    resumed = self._state == JobState.RUNNING
+                    if resumed:
+                        break
                     continue
                 if left <= 0:
-                    return True
+                    break
                 self._cond.wait(left)
-        return False
+        if resumed:  # search afresh (on_change is called outside the lock)
+            self._since, self._origin = time.monotonic(), None
+            self._lost()
+        return not self._stop.is_set()
 
     def _run(self) -> None:
         try:
@@ -212,6 +216,8 @@ class Tracker:
             next_check = time.monotonic()
             while not self._stop.is_set():
                 if self._known:
+                    if self._fresh:  # just locked: the first re-check after every_s
+                        self._fresh, next_check = False, time.monotonic() + self.every_s
                     if time.monotonic() >= next_check:
                         next_check = time.monotonic() + self.every_s
                         self._recheck()
@@ -303,18 +309,21 @@ class Tracker:
             self._lock(est, heard.segment, first, len(audio))
 
     def _near(self, audio: np.ndarray, position_ms: float) -> Estimate | None:
-        """``audio`` looked for within NEAR_S of ``position_ms`` only (a resume after a pause, a
-        nudge), judged by the chance over those lags: fewer lags, so less audio is enough."""
+        """``audio`` looked for in the whole song with NEAR_S around ``position_ms`` as the place it
+        probably is (a resume after a pause, a nudge): found there, its chance is that of those
+        few lags, so less audio is enough; its lead over every other place (a repeat of the same
+        bars elsewhere) is still required. None when the best place is elsewhere."""
         reach = int(round(NEAR_S * self.rate))
-        start = max(0, int(round(position_ms * self.rate / 1000.0)) - reach)
-        segment = self._song[start:start + len(audio) + 2 * reach]
-        if len(segment) <= len(audio):
+        at = int(round(position_ms * self.rate / 1000.0))
+        window = (at - reach, at + reach)
+        try:
+            # "offline": the chance of this narrow search, not the live rule's 3 s floor.
+            est = estimate(self._whole, audio, self.options.method, self.rate, "offline", window=window)
+        except ValueError:
             return None
-        near = make_correlator(segment, len(audio), self.options.method, self.rate)
-        est = nearby(near, audio, self.rate, (0, len(segment) - len(audio)))
         log.debug("tracker: near %.1f s: lag %.1f ms, confidence %.3f", position_ms / 1000.0,
-                  (start + est.lag + est.fraction) * 1000.0 / self.rate, est.confidence)
-        return replace(est, lag=start + est.lag)
+                  est.lag_ms(self.rate), est.confidence)
+        return est if window[0] <= est.lag <= window[1] else None
 
     def _hint(self) -> tuple[int, int] | None:
         if self.options.hint_ms is None or self._result is not None:
@@ -330,6 +339,7 @@ class Tracker:
         self._line = (segment, first, lag_ms)
         self._points = [(first, lag_ms)]
         was_known, self._known = self._known, True
+        self._fresh = True
         if moved or not was_known:
             self._report(confident=True, reason="confident", est=est,
                          first_t=self.source.time_at(first, segment), n=n)

@@ -6,6 +6,7 @@ Real ffmpeg and (where marked) a real private PulseAudio server with a null sink
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import random
@@ -288,3 +289,14 @@ def test_player_sync_example_seeks_the_video_to_the_song(paced, pulse, play):
         # Where the player is when the line is printed: 10 s in, plus the time played (pacat's
         # start-up makes the truth a little less: the bound is loose, a wrong place is not).
         assert 10.0 + (at - started) - 1.0 < position <= 10.0 + (at - started) + 0.1, (position, at - started)
+
+
+@needs_ffmpeg
+def test_cli_listen_prints_the_lag(paced, capsys):
+    from audiosync.cli import main
+
+    assert main(["listen", str(paced["song"]), "--capture", str(paced["capture"]), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    # The listener starts with the command: its first sample is the capture's first, 12.5 s in.
+    assert out["confident"] and abs(out["lag_ms"] - 12500.0) <= 1.0
+    assert main(["listen", str(paced["song"]), "--capture", str(paced["capture"]), "--follow", "--every", "0"]) == 2
