@@ -48,6 +48,8 @@ def listen(capture: str | Sequence[str] | None = None) -> bool:
     with _listener_lock:
         if default_listener() is not None:
             return True
+        if _listener is not None:  # its capture thread died: its trackers go with it
+            _listener.stop()
         try:
             _listener = Listener(capture).start()
         except Exception as exc:  # the desktop app calls this without a try

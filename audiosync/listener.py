@@ -126,7 +126,7 @@ class Listener:
         """Start capturing (checks the source first: CaptureError, ValueError). Idempotent."""
         if self.running:
             return self
-        self._args = self._input_args()
+        self._input_args()  # a bad source fails here, in the caller's thread
         ffmpeg.ffmpeg_path()
         self._stop.clear()
         self._started_at = time.monotonic()
@@ -136,13 +136,18 @@ class Listener:
 
     def stop(self) -> None:
         """Stop the trackers and the capture; the buffered audio is dropped. Idempotent."""
-        for tracker in list(self._trackers):
-            tracker.stop()
-        self._stop.set()
         with self._lock:
+            self._stop.set()  # under the lock: no track() starts a tracker after this
+            trackers = list(self._trackers)
             proc = self._proc
+        for tracker in trackers:
+            tracker.stop()
         if proc is not None and proc.poll() is None:
             proc.terminate()
+            try:  # ffmpeg blocked on a silent source may not see SIGTERM
+                proc.wait(timeout=_STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                proc.kill()
         if self._thread is not None:
             self._thread.join()
             self._thread = None
@@ -178,23 +183,30 @@ class Listener:
     def _capture(self) -> None:
         backoff = FIRST_BACKOFF_S
         first = True
-        while not self._stop.is_set():
-            if not first:
-                self._restarts += 1
-                log.info("listener: capture restarts in %.1f s (%s)", backoff, self._error)
-                if self._stop.wait(backoff):
-                    break
-                backoff = min(2 * backoff, MAX_BACKOFF_S)
+        try:
+            while not self._stop.is_set():
+                if not first:
+                    self._restarts += 1
+                    log.info("listener: capture restarts in %.1f s (%s)", backoff, self._error)
+                    if self._stop.wait(backoff):
+                        break
+                    backoff = min(2 * backoff, MAX_BACKOFF_S)
+                first = False
+                began = time.monotonic()
                 try:
                     self._args = self._input_args()
-                except (CaptureError, ValueError) as exc:
-                    self._error = str(exc)
-                    continue
-            first = False
-            began = time.monotonic()
-            self._record_once()
-            if time.monotonic() - began >= STEADY_S:
-                backoff = FIRST_BACKOFF_S
+                    self._record_once()
+                except Exception as exc:  # the sound server's client, a temporary file: restart
+                    log.warning("listener: capture failed: %s: %s", type(exc).__name__, exc)
+                    self._error = f"{type(exc).__name__}: {exc}"
+                if time.monotonic() - began >= STEADY_S:
+                    backoff = FIRST_BACKOFF_S
+        finally:
+            with self._lock:
+                self._ring.end()
+                taps = list(self._taps)
+            for tap in taps:
+                tap.feed()
 
     def _record_once(self) -> None:
         """One ffmpeg run, read into the ring as one segment."""
@@ -361,10 +373,17 @@ class Listener:
         if not self.running:
             raise CaptureError("the listener is not running: start() it first")
         since = self._check_since(since, time.monotonic())
-        tracker = Tracker(self, url, on_change, every_s, since, opts, forget=self._trackers.discard)
-        self._trackers.add(tracker)
+        tracker = Tracker(self, url, on_change, every_s, since, opts, forget=self._forget)
+        with self._lock:
+            if self._stop.is_set():
+                raise CaptureError("the listener is stopping")
+            self._trackers.add(tracker)
         tracker.start()
         return tracker
+
+    def _forget(self, tracker: Tracker) -> None:
+        with self._lock:
+            self._trackers.discard(tracker)
 
     def _options(self, options: dict) -> SyncOptions:
         opts = SyncOptions(**{"intervals": LISTEN_INTERVALS, "sample_rate": self.rate, **options})
@@ -375,7 +394,8 @@ class Listener:
     @property
     def trackers(self) -> tuple[Tracker, ...]:
         """The trackers running on this listener."""
-        return tuple(self._trackers)
+        with self._lock:
+            return tuple(self._trackers)
 
 
 class _Tap:
@@ -391,7 +411,7 @@ class _Tap:
         self.error: str | None = None
         self._seg: Segment | None = None
         self._first = 0
-        self._stopped = False
+        self._feeding = threading.Lock()  # the capture thread and the job's both feed
 
     @property
     def anchor(self) -> float | None:
@@ -400,14 +420,21 @@ class _Tap:
 
     def feed(self) -> None:
         """Copy what the ring gained; done when the segment ended (no stitching over a gap)."""
+        with self._feeding:
+            self._feed()
+
+    def _feed(self) -> None:
         listener = self.listener
         with listener._lock:
             ring = listener._ring
             if self._seg is None:
                 seg = ring.current
                 if seg is None or seg.anchor is None:
-                    if not listener.running and not self.done:
+                    last = ring.segments[-1] if ring.segments else None
+                    if not self.done and not listener.running:
                         self._finish("the listener stopped")
+                    elif not self.done and last is not None and not last.open and last.end == last.first:
+                        self._finish(listener._error or "the capture gave no audio")
                     return
                 self._seg = seg
                 self._first = max(seg.first, ring.oldest)
@@ -448,7 +475,9 @@ class _ListenerRecorder:
         pass
 
     def start(self, capacity: int, rate: int, cond: threading.Condition) -> _Tap:
-        since, self.since = self.since, time.monotonic()
+        # The first recording from `since`; one after a resume from then on, never from before.
+        since = self.since if self.since is not None else time.monotonic()
+        self.since = None
         return self.listener._tap(since, capacity, cond)
 
     def describe(self) -> str:

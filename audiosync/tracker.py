@@ -24,7 +24,7 @@ import numpy as np
 from audiosync.download import input_args
 from audiosync.errors import AudiosyncError
 from audiosync._sizes import working_length
-from audiosync.method import Estimate, estimate, make_correlator
+from audiosync.method import MIN_CONFIDENT_S, Estimate, estimate, make_correlator
 from audiosync.options import SyncOptions
 from audiosync.producer import Producer
 from audiosync.results import SyncResult
@@ -93,7 +93,6 @@ class Tracker:
         self._fresh = False
         self._searched: tuple[float, int, float] | None = None  # (origin, interval, when) of the last search
         self._left: float | None = None  # the song's position (ms) where the audio last left the line
-        self._near_tried: tuple[float, int] | None = None
         self._result: SyncResult | None = None
         self._t0 = time.monotonic()
 
@@ -169,9 +168,9 @@ class Tracker:
         slope = np.polyfit(i, ms, 1)[0] / 1000.0
         return float((slope - 1.0) * 1e6)
 
-    def _position(self, index: float) -> float:
-        """The song's position (ms) at capture sample ``index`` on the current line."""
-        segment, at, ms = self._line
+    def _position(self, index: float, line: tuple[int, int, float] | None = None) -> float:
+        """The song's position (ms) at capture sample ``index`` on ``line`` (default: the current)."""
+        segment, at, ms = line or self._line
         return ms + (index - at) * 1000.0 / self.rate * (1.0 + (self.drift_ppm or 0.0) * 1e-6)
 
     def lag_at(self, t: float) -> float | None:
@@ -180,7 +179,7 @@ class Tracker:
         if line is None or not self._known:
             return None
         index = self.source.index_at(t, line[0])
-        return None if index is None else self._position(index)
+        return None if index is None else self._position(index, line)
 
     # -- the thread --------------------------------------------------------
 
@@ -260,8 +259,13 @@ class Tracker:
             producer.stop()
 
     def _search(self) -> None:
-        """Look for the audio since the origin in the whole song, at the interval schedule's
-        points (as a sync does); lock on a confident answer."""
+        """Look for the audio since the origin in the whole song; lock on a confident answer.
+
+        With a probable place (where the song was left: a resume, a nudge), from NEAR_MIN_S of
+        audio on, every NEAR_EVERY_S: found there, its chance is that of those few lags, so less
+        audio is enough (its lead over repeats elsewhere is still required). Otherwise at the
+        interval schedule's points, as a sync looks.
+        """
         heard = self.source.heard(since=self._since) if self._origin is None else \
             self.source.heard(start=self._origin)
         if heard.time is None:
@@ -269,61 +273,55 @@ class Tracker:
         audio, first = heard.samples, heard.index
         if self._origin is None or first != self._origin:  # the first look, or past a restart
             self._since, self._origin = None, first
-            self._searched = self._near_tried = None
+            self._searched = None
         # A pause leaves silence: the search starts where sound resumed.
         loud = _after_silence(audio, int(BLOCK_S * self.rate))
         if loud:
             audio, first = audio[loud:], first + loud
             self._origin = first
-        if self._left is not None and len(audio) >= NEAR_MIN_S * self.rate:
-            step = (first, int(len(audio) / (NEAR_EVERY_S * self.rate)))
-            if step != self._near_tried:
-                self._near_tried = step
-                est = self._near(audio, self._left)
-                if est is not None and est.confidence >= self.options.min_confidence:
-                    self._lock(est, heard.segment, first, len(audio))
-                    return
         intervals = self.options.intervals
-        due = [k for k, s in enumerate(intervals) if s * self.rate <= len(audio)]
-        if not due:
-            return
-        k = due[-1]
-        if k == len(intervals) - 1:  # the longest: it slides on with the newest audio
-            cut = len(audio) - int(round(intervals[k] * self.rate))
-            audio, first = audio[cut:], first + cut
+        longest = int(round(intervals[-1] * self.rate))
+        if len(audio) > longest:  # the newest: the origin slides on, looked at every every_s
+            audio, first = audio[-longest:], first + len(audio) - longest
             self._origin = first
             if self._searched is not None and time.monotonic() - self._searched[2] < self.every_s:
                 return
-        elif self._searched is not None and self._searched[:2] == (first, k):
-            return
-        self._searched = (first, k, time.monotonic())
+            step: tuple = ("sliding",)
+        else:
+            near = self._left is not None
+            if near:
+                step = (first, int(len(audio) / (NEAR_EVERY_S * self.rate)))
+                if len(audio) < NEAR_MIN_S * self.rate:
+                    return
+            else:
+                due = [k for k, t in enumerate(intervals) if t * self.rate <= len(audio)]
+                if not due:
+                    return
+                step = (first, due[-1])
+            if self._searched is not None and self._searched[:2] == step[:2]:
+                return
+        self._searched = (*step[:2], time.monotonic()) if len(step) == 2 else (None, None, time.monotonic())
+        window = self._window()
         try:
-            est = estimate(self._whole, audio, self.options.method, self.rate, "live", len(audio) / self.rate,
-                           window=self._hint())
+            # "offline": the live rule's 3 s floor is applied below, except inside a near window.
+            est = estimate(self._whole, audio, self.options.method, self.rate, "offline", window=window)
         except ValueError as exc:
             log.debug("tracker: search skipped: %s", exc)
             return
-        log.debug("tracker: searched %.1f s: lag %.1f ms, confidence %.3f", len(audio) / self.rate,
-                  est.lag_ms(self.rate), est.confidence)
-        if est.confidence >= self.options.min_confidence:
+        inside = window is not None and self._left is not None and window[0] <= est.lag <= window[1]
+        enough = len(audio) >= MIN_CONFIDENT_S * self.rate - 1 or inside
+        log.debug("tracker: searched %.1f s: lag %.1f ms, confidence %.3f%s", len(audio) / self.rate,
+                  est.lag_ms(self.rate), est.confidence, " (near)" if inside else "")
+        if est.confidence >= self.options.min_confidence and enough:
             self._lock(est, heard.segment, first, len(audio))
 
-    def _near(self, audio: np.ndarray, position_ms: float) -> Estimate | None:
-        """``audio`` looked for in the whole song with NEAR_S around ``position_ms`` as the place it
-        probably is (a resume after a pause, a nudge): found there, its chance is that of those
-        few lags, so less audio is enough; its lead over every other place (a repeat of the same
-        bars elsewhere) is still required. None when the best place is elsewhere."""
-        reach = int(round(NEAR_S * self.rate))
-        at = int(round(position_ms * self.rate / 1000.0))
-        window = (at - reach, at + reach)
-        try:
-            # "offline": the chance of this narrow search, not the live rule's 3 s floor.
-            est = estimate(self._whole, audio, self.options.method, self.rate, "offline", window=window)
-        except ValueError:
-            return None
-        log.debug("tracker: near %.1f s: lag %.1f ms, confidence %.3f", position_ms / 1000.0,
-                  est.lag_ms(self.rate), est.confidence)
-        return est if window[0] <= est.lag <= window[1] else None
+    def _window(self) -> tuple[int, int] | None:
+        """Where the audio probably is: NEAR_S around where the song was left, else the hint."""
+        if self._left is not None:
+            at = int(round(self._left * self.rate / 1000.0))
+            reach = int(round(NEAR_S * self.rate))
+            return at - reach, at + reach
+        return self._hint()
 
     def _hint(self) -> tuple[int, int] | None:
         if self.options.hint_ms is None or self._result is not None:
@@ -398,7 +396,7 @@ class Tracker:
         self._since, self._origin = None, first + keep
         # Where the song was when the audio left it: a resume after a pause starts there.
         self._left = self._position(self._origin)
-        self._near_tried = None
+        self._searched = None
         self._lost()
 
     def _report(self, confident: bool, reason: str, est: Estimate | None = None, first_t: float | None = None,
