@@ -27,11 +27,14 @@ drawn at random (``--seed``):
   to the ``on_change`` that reports the lag unknown; any confident report
   in the 8 s after the skip is confidently wrong.
 
-The oracle: the newest 8 s the listener holds a few seconds after the
-answer, located in the song by a plain correlation (Pearson above 0.8;
-below, the answer is counted unverified, not right), against where the
-reported line puts them: it checks the search, not the clock (both share
-the ring's time of each sample). Cost: the CPU of the listener alone (its ffmpeg and
+The oracle locates the listener's own audio in the song by a plain
+correlation of up to 8 s (Pearson above 0.8; below, the answer is counted
+unverified, not right): for the call, the audio from the answer's first
+sample, read at once; for the tracker, the newest 8 s some seconds after
+the report, against ``tracker.lag_at(now)`` (what a player asks). It checks
+the search, not the sound card's clock (both read the ring's time of each
+sample). How far a report's own time tie (``capture_started``) moved in
+the seconds after it is printed apart. Cost: the CPU of the listener alone (its ffmpeg and
 its reading thread, from /proc) over the run's quiet minute, as a share of
 one core; a tracker's re-check CPU (thread time); the ring's size.
 """
@@ -121,17 +124,33 @@ def run_song(ls, song: dict, other: dict, url: str, rng: random.Random, rate: in
     length = song["seconds"]
     song16 = song["pcm"]
 
-    def line_error(result) -> float | None:
-        """The reported line's error now: the newest 4.5 s located in the song, against where the
-        line (the lag at its first sample, advancing in real time) puts them."""
-        time.sleep(max(0.0, result.capture_started + 8.5 - time.monotonic()) if result.capture_started else 0)
-        audio, first_t = ls.audio(since=time.monotonic() - 8.5)
-        if first_t is None or result.capture_started is None:
+    def call_error(result) -> float | None:
+        """The answer against the oracle on the audio from its first sample, read at once (the
+        ring's clock tie does not move in between)."""
+        if result.capture_started is None:
             return None
-        truth = _oracle_ms(song16, audio, rate)
-        if truth is None:
+        audio, first_t = ls.audio(since=result.capture_started)
+        truth = None if first_t is None else _oracle_ms(song16, audio, rate)
+        return None if truth is None else result.lag_ms + 1000.0 * (first_t - result.capture_started) - truth
+
+    def track_error(tracker) -> float | None:
+        """``tracker.lag_at(now)`` against the oracle on the newest 8 s: what a player asks."""
+        time.sleep(max(0.0, hit_t + 8.5 - time.monotonic()))
+        now = time.monotonic()
+        audio, first_t = ls.audio(since=now - 8.5)
+        truth = None if first_t is None else _oracle_ms(song16, audio, rate)
+        position = tracker.lag_at(now)
+        if truth is None or position is None:
             return None
-        return result.lag_ms + 1000.0 * (first_t - result.capture_started) - truth
+        return position - (truth + 1000.0 * (now - first_t))
+
+    def clock_move(result) -> float | None:
+        """How far the report's own time tie (capture_started) moved since: the line it reported,
+        read with the ring's clock tie of now, against the tracker's line."""
+        position = tracker.lag_at(time.monotonic())
+        if position is None or result.capture_started is None:
+            return None
+        return result.lag_ms + 1000.0 * (time.monotonic() - result.capture_started) - position
 
     # -- call: the song started 3-5 s before the call -----------------------------------
     start = rng.uniform(5.0, max(6.0, length - 60.0))
@@ -141,7 +160,7 @@ def run_song(ls, song: dict, other: dict, url: str, rng: random.Random, rate: in
     result = ls.sync(url, since=player.started)
     row["call_s"] = time.monotonic() - t_call
     row["call_confident"] = result.confident
-    row["call_err_ms"] = line_error(result)
+    row["call_err_ms"] = call_error(result)
 
     # -- a tracker: seek, pause, skip -----------------------------------------------------
     changes: list = []
@@ -160,7 +179,9 @@ def run_song(ls, song: dict, other: dict, url: str, rng: random.Random, rate: in
     # From the sound: when the reported line says the song was at the seek's target.
     row["seek_sound_s"] = None if hit is None else \
         hit[0] - (hit[1].capture_started + (1000.0 * target - hit[1].lag_ms) / 1000.0)
-    row["seek_err_ms"] = None if hit is None else line_error(hit[1])
+    hit_t = None if hit is None else hit[0]
+    row["seek_err_ms"] = None if hit is None else track_error(tracker)
+    row["seek_clock_ms"] = None if hit is None else clock_move(hit[1])
     time.sleep(1.0)
     where = player.stop()
     time.sleep(2.0)
@@ -170,7 +191,9 @@ def run_song(ls, song: dict, other: dict, url: str, rng: random.Random, rate: in
     row["pause_s"] = None if hit is None else hit[0] - resume
     row["pause_sound_s"] = None if hit is None else \
         hit[0] - (hit[1].capture_started + (1000.0 * where - hit[1].lag_ms) / 1000.0)
-    row["pause_err_ms"] = None if hit is None else line_error(hit[1])
+    hit_t = None if hit is None else hit[0]
+    row["pause_err_ms"] = None if hit is None else track_error(tracker)
+    row["pause_clock_ms"] = None if hit is None else clock_move(hit[1])
     time.sleep(1.0)
     player.stop()
     player = Player(other["file"], rng.uniform(5.0, max(6.0, other["seconds"] - 30)))
@@ -218,6 +241,9 @@ def table(rows: list[dict], cost: dict) -> None:
               f"reported in 15 s; time median {_q([r[f'{key}_s'] for r in ok], 0.5):.2f} s, "
               f"p90 {_q([r[f'{key}_s'] for r in ok], 0.9):.2f} s from the player's command; median "
               f"{_q([r[f'{key}_sound_s'] for r in ok], 0.5):.2f} s from its sound")
+    moves = [abs(r[k]) for r in rows for k in ("seek_clock_ms", "pause_clock_ms") if r.get(k) is not None]
+    print(f"clock tie: a report's capture_started moved by median {_q(moves, 0.5):.1f} ms, max "
+          f"{_q(moves, 1.0):.1f} ms over the following ~9 s (the ring re-estimates it as reads come)")
     skipped = [r for r in rows if r["skip_s"] is not None]
     print(f"skip -> unknown: {len(skipped)}/{n} within 10 s, median {_q([r['skip_s'] for r in skipped], 0.5):.2f} s, "
           f"max {_q([r['skip_s'] for r in skipped], 1.0):.2f} s; confident reports after a skip: "

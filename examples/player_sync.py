@@ -78,17 +78,23 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, help="stop after S seconds (default: at Ctrl-C)")
     args = ap.parse_args()
     video = Mpv(args.video) if args.video and shutil.which("mpv") else Printer()
+    following: list[audiosync.Tracker] = []
 
     def on_change(result: audiosync.SyncResult) -> None:
-        if result.confident:
-            # The song's position now, not at the audio's first sample: the search took time.
-            video.seek(result.lag_ms / 1000.0 + time.monotonic() - result.capture_started)
-        else:
+        if not result.confident:
             video.hold()
+            return
+        # The song's position now, not at the audio's first sample: the search took time.
+        now = time.monotonic()
+        position_ms = following[0].lag_at(now) if following else None
+        if position_ms is None:
+            position_ms = result.lag_ms + 1000.0 * (now - result.capture_started)
+        video.seek(position_ms / 1000.0)
 
     try:
         with audiosync.Listener(args.capture) as listener:
             tracker = listener.track(args.song, on_change=on_change, since=time.monotonic())
+            following.append(tracker)
             deadline = None if args.seconds is None else time.monotonic() + args.seconds
             while tracker.running and (deadline is None or time.monotonic() < deadline):
                 time.sleep(0.2)
