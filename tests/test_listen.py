@@ -300,3 +300,21 @@ def test_cli_listen_prints_the_lag(paced, capsys):
     # The listener starts with the command: its first sample is the capture's first, 12.5 s in.
     assert out["confident"] and abs(out["lag_ms"] - 12500.0) <= 1.0
     assert main(["listen", str(paced["song"]), "--capture", str(paced["capture"]), "--follow", "--every", "0"]) == 2
+
+
+@needs_pulse
+def test_a_killed_pulse_capture_restarts_with_a_gap(paced, pulse, play):
+    """The same on a real sound server: the listener's ffmpeg SIGKILLed while a song plays."""
+    with audiosync.Listener("testsink.monitor") as ls:
+        play(paced["song"], "testsink", 5.0)
+        assert _wait(lambda: ls.status().buffered_s >= 2.0, 15)
+        killed = time.monotonic()
+        os.kill(ls._proc.pid, signal.SIGKILL)
+        assert _wait(lambda: (s := ls.status()).restarts >= 1 and s.buffered_s >= 4.0, 20), ls.status()
+        assert ls.status().gaps == 1
+        result = ls.sync(str(paced["song"]), since=killed - 1.5)
+        heard, first_t = ls.audio(since=result.capture_started)
+        truth = _truth_ms(paced["song16"], heard)
+    # Nothing from before the gap: the answer starts after the kill, and is right there.
+    assert result.confident and result.capture_started > killed
+    assert abs(result.lag_ms - (truth - 1000.0 * (first_t - result.capture_started))) <= 10.0
