@@ -124,18 +124,16 @@ class Tracker:
 
     def pause(self) -> bool:
         """Stop re-checking until :meth:`resume` (the lag is searched for afresh then)."""
-        with self._cond:
-            if self._state != JobState.RUNNING or not self.running:
-                return False
-            self._state = JobState.PAUSED
-            self._cond.notify_all()
-            return True
+        return self._transition(JobState.RUNNING, JobState.PAUSED)
 
     def resume(self) -> bool:
+        return self._transition(JobState.PAUSED, JobState.RUNNING)
+
+    def _transition(self, old: JobState, new: JobState) -> bool:
         with self._cond:
-            if self._state != JobState.PAUSED or not self.running:
+            if self._state != old or not self.running:
                 return False
-            self._state = JobState.RUNNING
+            self._state = new
             self._cond.notify_all()
             return True
 

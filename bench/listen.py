@@ -34,7 +34,9 @@ sample, read at once; for the tracker, the newest 8 s some seconds after
 the report, against ``tracker.lag_at(now)`` (what a player asks). It checks
 the search, not the sound card's clock (both read the ring's time of each
 sample). How far a report's own time tie (``capture_started``) moved in
-the seconds after it is printed apart. Cost: the CPU of the listener alone (its ffmpeg and
+the seconds after it is printed apart; the saved rows also hold the seek's
+error in the capture's samples alone (``seek_sample_err_ms``) and every
+report around it (``seek_reports``). Cost: the CPU of the listener alone (its ffmpeg and
 its reading thread, from /proc) over the run's quiet minute, as a share of
 one core; a tracker's re-check CPU (thread time); the ring's size.
 """
@@ -47,7 +49,6 @@ import http.server
 import json
 import os
 import random
-import statistics
 import subprocess
 import sys
 import threading
@@ -118,8 +119,6 @@ def _wait_for(changes: list, after: float, want, timeout: float):
 
 
 def run_song(ls, song: dict, other: dict, url: str, rng: random.Random, rate: int) -> dict:
-    import audiosync
-
     row: dict = {"song": song["name"], "package": song["package"]}
     length = song["seconds"]
     song16 = song["pcm"]
@@ -133,9 +132,10 @@ def run_song(ls, song: dict, other: dict, url: str, rng: random.Random, rate: in
         truth = None if first_t is None else _oracle_ms(song16, audio, rate)
         return None if truth is None else result.lag_ms + 1000.0 * (first_t - result.capture_started) - truth
 
-    def track_error(tracker) -> float | None:
-        """``tracker.lag_at(now)`` against the oracle on the newest 8 s: what a player asks."""
-        time.sleep(max(0.0, hit_t + 8.5 - time.monotonic()))
+    def track_error(tracker, reported: float) -> float | None:
+        """``tracker.lag_at(now)`` against the oracle on the newest 8 s, 8.5 s after the report:
+        what a player asks."""
+        time.sleep(max(0.0, reported + 8.5 - time.monotonic()))
         now = time.monotonic()
         audio, first_t = ls.audio(since=now - 8.5)
         truth = None if first_t is None else _oracle_ms(song16, audio, rate)
@@ -151,6 +151,29 @@ def run_song(ls, song: dict, other: dict, url: str, rng: random.Random, rate: in
         if position is None or result.capture_started is None:
             return None
         return result.lag_ms + 1000.0 * (time.monotonic() - result.capture_started) - position
+
+    def sample_error(tracker) -> float | None:
+        """The tracker's line now against the oracle, both in the capture's samples (no clock tie)."""
+        line = tracker._line
+        heard = ls.heard(newest=8.5)
+        truth = _oracle_ms(song16, heard.samples, rate)
+        if line is None or truth is None or heard.segment != line[0]:
+            return None
+        return tracker._position(heard.index, line) - truth
+
+    def measure(key: str, started: float, position_s: float) -> None:
+        """The first confident report after the player (re)started at ``position_s``: how soon,
+        from the command and from the sound, how right, and how its clock tie moved."""
+        hit = _wait_for(changes, started, lambda r: r.confident, 15)
+        row[f"{key}_s"] = row[f"{key}_sound_s"] = row[f"{key}_err_ms"] = row[f"{key}_clock_ms"] = None
+        if hit is None:
+            return
+        reported, result = hit
+        row[f"{key}_s"] = reported - started
+        # From the sound: when the reported line says the song was at the player's start position.
+        row[f"{key}_sound_s"] = reported - (result.capture_started + (1000.0 * position_s - result.lag_ms) / 1000.0)
+        row[f"{key}_err_ms"] = track_error(tracker, reported)
+        row[f"{key}_clock_ms"] = clock_move(result)
 
     # -- call: the song started 3-5 s before the call -----------------------------------
     start = rng.uniform(5.0, max(6.0, length - 60.0))
@@ -173,27 +196,15 @@ def run_song(ls, song: dict, other: dict, url: str, rng: random.Random, rate: in
     if abs(target - where) < 20:
         target = 5.0 if where > 30 else where + 20
     player = Player(song["file"], target)
-    seek = player.started
-    hit = _wait_for(changes, seek, lambda r: r.confident, 15)
-    row["seek_s"] = None if hit is None else hit[0] - seek
-    # From the sound: when the reported line says the song was at the seek's target.
-    row["seek_sound_s"] = None if hit is None else \
-        hit[0] - (hit[1].capture_started + (1000.0 * target - hit[1].lag_ms) / 1000.0)
-    hit_t = None if hit is None else hit[0]
-    row["seek_err_ms"] = None if hit is None else track_error(tracker)
-    row["seek_clock_ms"] = None if hit is None else clock_move(hit[1])
+    measure("seek", player.started, target)
+    row["seek_reports"] = [(round(t - player.started, 3), r.confident, round(r.lag_ms, 3))
+                           for t, r in changes if t > player.started - 3]
+    row["seek_sample_err_ms"] = sample_error(tracker) if row["seek_s"] is not None else None
     time.sleep(1.0)
     where = player.stop()
     time.sleep(2.0)
     player = Player(song["file"], where)
-    resume = player.started
-    hit = _wait_for(changes, resume, lambda r: r.confident, 15)
-    row["pause_s"] = None if hit is None else hit[0] - resume
-    row["pause_sound_s"] = None if hit is None else \
-        hit[0] - (hit[1].capture_started + (1000.0 * where - hit[1].lag_ms) / 1000.0)
-    hit_t = None if hit is None else hit[0]
-    row["pause_err_ms"] = None if hit is None else track_error(tracker)
-    row["pause_clock_ms"] = None if hit is None else clock_move(hit[1])
+    measure("pause", player.started, where)
     time.sleep(1.0)
     player.stop()
     player = Player(other["file"], rng.uniform(5.0, max(6.0, other["seconds"] - 30)))
@@ -283,6 +294,8 @@ def main(argv=None) -> int:
                    and (pkg / s["path"]).exists() and (corpus / "downloads" / f"{n}.webm").exists())
     rng.shuffle(names)
     names = names[:args.songs]
+    if len(names) < 2:  # the skip goes to the next song: it must be another
+        ap.error(f"at least two songs are needed, found {len(names)}")
     rate = 16000
     songs = []
     for n in names:
