@@ -33,6 +33,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from audiosync import exports
+from audiosync.matches import MATCH_RATIO
 from audiosync.method import EVIDENCE_95, pearson, waveform_evidence
 from audiosync.offline import decode_inputs, locate
 from audiosync.options import FileOptions
@@ -43,6 +44,10 @@ __all__ = ["Edge", "Placement", "Timeline", "align", "place"]
 _DECODE_AT_ONCE = 4
 # Two inputs placed on top of each other by at least this long must sound alike there.
 CHECK_OVERLAP_S = 3.0
+# Two inputs a placement puts on top of each other clash when their waveforms' Pearson there is
+# below this share of the better of the two inputs' best confident pair: as a repeat is told from
+# the clip (audiosync.matches).
+ALIKE_RATIO = MATCH_RATIO
 # Up to this many confident pairs, every two of them are tried left out (else every one).
 _MAX_PAIRS_LEFT_OUT_TWICE = 40
 
@@ -231,27 +236,61 @@ def _fit(n: int, edges: list[Edge], kept: list[int], members: list[int]) -> dict
     return {i: float(solution[index[i]]) for i in members}
 
 
-def _consensus(n: int, edges: list[Edge], usable: list[int], tolerance_ms: float,
-               agree: Callable[[int, int, float], bool] | None) -> list[int]:
+class _Likeness:
+    """How alike two inputs sound at a lag (cached), and whether a placement's overlap clashes.
+
+    Each input's best is the highest Pearson of any measured pair of it at
+    that pair's own lag: at the true place an overlap matches as well as the
+    inputs' noise allows, and a repeat elsewhere matches less well.
+    """
+
+    def __init__(self, n: int, edges: list[Edge], alike: Callable[[int, int, float], float | None] | None):
+        self.alike, self.heard = alike, {}
+        self.best = [0.0] * n
+        for e in edges:
+            r = self(e.a, e.b, e.lag_ms) if e.a != e.b else None
+            if r is not None:
+                self.best[e.a], self.best[e.b] = max(self.best[e.a], r), max(self.best[e.b], r)
+
+    def __call__(self, a: int, b: int, lag_ms: float) -> float | None:
+        if self.alike is None:
+            return None
+        key = (a, b, round(lag_ms, 1))
+        if key not in self.heard:
+            self.heard[key] = self.alike(a, b, lag_ms)
+        return self.heard[key]
+
+    def clashes(self, a: int, b: int, lag_ms: float) -> bool:
+        r = self(a, b, lag_ms)
+        return r is not None and r < ALIKE_RATIO * min(self.best[a], self.best[b])
+
+    def matches(self, a: int, b: int, lag_ms: float) -> bool:
+        r = self(a, b, lag_ms)
+        return r is not None and r > 0.0 and r >= ALIKE_RATIO * min(self.best[a], self.best[b])
+
+
+def _consensus(n: int, edges: list[Edge], usable: list[int], tolerance_ms: float, like: _Likeness) -> list[int]:
     """The largest set of confident pairs that agree with one placement.
 
     A placement is built from the pairs surest first, leaving out none, one
     or two of them (every choice; one for many pairs): a pair that links two
     groups moves the second group into place, a pair inside a group is kept
     when it agrees within ``tolerance_ms``; the left-out pairs are then kept
-    if they agree. Each placement scores its kept pairs, less the inputs it
-    puts on top of each other that do not sound alike (``agree``); the best
-    score wins, then the most evidence. So one or two wrong pairs lose to
-    the several that contradict them, and in a lone cycle the weakest pair
-    goes.
+    if they agree. Each placement scores its kept pairs, less its clashes:
+    two inputs it puts on top of each other (linked by a pair or not) that
+    sound less alike than ALIKE_RATIO of the worse of the two inputs' best
+    pairs (``_Likeness``). Music built on exact loops matches far
+    beyond chance at places where the inputs do not overlap at all; only at
+    the true place does each overlap match as well as the inputs allow.
+    The best score wins, then the most evidence. So one or two wrong pairs
+    lose to the several that contradict them, and in a lone cycle the
+    weakest pair goes.
     """
     order = sorted(usable, key=lambda k: (-_strength(edges[k]), k))
-    linked = {(edges[k].a, edges[k].b) for k in usable} | {(edges[k].b, edges[k].a) for k in usable}
-    heard: dict[tuple[int, int, float], bool] = {}
     choices: list[tuple[int, ...]] = [()] + [(k,) for k in order]
     if len(order) <= _MAX_PAIRS_LEFT_OUT_TWICE:
         choices += [(j, k) for i, j in enumerate(order) for k in order[i + 1:]]
-    best, best_score = list(usable), None
+    chosen, chosen_score = list(usable), None
     for left_out in choices:
         group, offset, kept = list(range(n)), [0.0] * n, []
         for k in [k for k in order if k not in left_out]:
@@ -268,31 +307,72 @@ def _consensus(n: int, edges: list[Edge], usable: list[int], tolerance_ms: float
         kept += [k for k in left_out if group[edges[k].a] == group[edges[k].b]
                  and abs(edges[k].lag_ms - (offset[edges[k].b] - offset[edges[k].a])) <= tolerance_ms]
         clashes = 0
-        if agree is not None:
-            for a in range(n):
-                for b in range(a + 1, n):
-                    if group[a] == group[b] and (a, b) not in linked:
-                        key = (a, b, round(offset[b] - offset[a], 1))
-                        if key not in heard:
-                            heard[key] = agree(a, b, offset[b] - offset[a])
-                        clashes += not heard[key]
+        for a in range(n):
+            for b in range(a + 1, n):
+                if group[a] == group[b]:
+                    clashes += like.clashes(a, b, offset[b] - offset[a])
         score = (len(kept) - clashes, sum(_strength(edges[k]) for k in kept))
-        if best_score is None or score > best_score:
-            best, best_score = kept, score
-    return best
+        if chosen_score is None or score > chosen_score:
+            chosen, chosen_score = kept, score
+    return chosen
+
+
+def _corroborated(n: int, edges: list[Edge], kept: list[int], tolerance_ms: float,
+                  like: _Likeness) -> dict[int, float]:
+    """Pairs not confident alone that join two groups because the join is corroborated.
+
+    In music built on loops or held chords a true pair is often not
+    confident alone: a repeat a few seconds away matches nearly as well. It
+    joins its two groups when its own overlap matches, nothing across the
+    join clashes, and another pair across the join matches too (``_Likeness``),
+    surest pairs first. Returns each joining pair's confidence: 1 - the
+    product of (1 - confidence) over it and the measured pairs across the
+    join whose lags agree with it within ``tolerance_ms`` (independent
+    measurements that agree).
+    """
+    offset, _, group = _walk(n, edges, _tree(n, edges, kept))
+    offset = [0.0 if o is None else o for o in offset]
+    joined: dict[int, float] = {}
+    weak = sorted((k for k, e in enumerate(edges) if k not in kept and e.a != e.b),
+                  key=lambda k: (-edges[k].confidence, -_strength(edges[k]), k))
+    for k in weak:
+        e = edges[k]
+        ga, gb = group[e.a], group[e.b]
+        if ga == gb or not like.matches(e.a, e.b, e.lag_ms):
+            continue
+        shift = offset[e.a] + e.lag_ms - offset[e.b]
+        moved = [offset[i] + shift if group[i] == gb else offset[i] for i in range(n)]
+        across = [(i, j) for i in range(n) for j in range(n) if group[i] == ga and group[j] == gb]
+        if any(like.clashes(i, j, moved[j] - moved[i]) for i, j in across):
+            continue
+        if not any(like.matches(i, j, moved[j] - moved[i]) for i, j in across if {i, j} != {e.a, e.b}):
+            continue
+        miss = 1.0 - e.confidence
+        for m, f in enumerate(edges):
+            if m != k and {group[f.a], group[f.b]} == {ga, gb} and f.a != f.b \
+                    and abs(f.lag_ms - (moved[f.b] - moved[f.a])) <= tolerance_ms:
+                miss *= 1.0 - f.confidence
+        joined[k] = 1.0 - miss
+        offset = moved
+        group = [ga if g == gb else g for g in group]
+    return joined
 
 
 def place(paths: Sequence[str], durations: Sequence[float], edges: Sequence[Edge], *,
           reference: int | None = None, min_confidence: float = 0.95, tolerance_ms: float = 1.0,
-          sample_rate: int = 16000, agree: Callable[[int, int, float], bool] | None = None) -> Timeline:
+          sample_rate: int = 16000, alike: Callable[[int, int, float], float | None] | None = None) -> Timeline:
     """A timeline from measured pairs (see the module's description). ``reference``: the index of
-    the input whose group is the timeline. ``agree(a, b, lag_ms)``: whether inputs a and b sound
-    alike where the timeline puts them (b starting lag_ms after a), asked of every two inputs of
-    a group that no confident pair links; a False counts as a cycle that disagrees."""
+    the input whose group is the timeline. ``alike(a, b, lag_ms)``: how alike inputs a and b sound
+    with b starting lag_ms after a (a Pearson coefficient; 0 when no better than chance, None
+    when they overlap too little to tell), asked of every two inputs a placement puts on top of
+    each other; one below ALIKE_RATIO of the inputs' best confident pair counts as a clash."""
     n = len(paths)
     edges = [replace(e, status="weak", residual_ms=None) for e in edges]
     usable = [k for k, e in enumerate(edges) if e.confidence >= min_confidence and e.a != e.b]
-    kept = _consensus(n, edges, usable, tolerance_ms, agree)
+    like = _Likeness(n, edges, alike)
+    kept = _consensus(n, edges, usable, tolerance_ms, like)
+    joined = _corroborated(n, edges, kept, tolerance_ms, like) if alike is not None else {}
+    kept = kept + list(joined)
     tree = _tree(n, edges, kept)
     offset, via, group = _walk(n, edges, tree)
     for k in usable:
@@ -320,7 +400,7 @@ def place(paths: Sequence[str], durations: Sequence[float], edges: Sequence[Edge
         zero = min(fitted.values())
         for i in chosen:
             route = tuple(reversed(_path(i, edges, via)))
-            confidence = min((edges[k].confidence for k in route), default=1.0)
+            confidence = min((joined.get(k, edges[k].confidence) for k in route), default=1.0)
             files[i] = replace(files[i], offset_ms=fitted[i] - zero, confidence=confidence, edges=route)
     return Timeline(tuple(files), tuple(edges), sample_rate, tolerance_ms, reference)
 
@@ -381,12 +461,12 @@ def align(paths: Sequence[str | os.PathLike[str]], *, reference: str | os.PathLi
             edges.append(edge)
             if on_pair is not None:
                 on_pair(edge)
-    def agree(a: int, b: int, lag_ms: float) -> bool:
-        return sounds_alike(audio[a], audio[b], lag_ms, rate, float(tolerance_ms))
+    def alike(a: int, b: int, lag_ms: float) -> float | None:
+        return likeness(audio[a], audio[b], lag_ms, rate, float(tolerance_ms))
 
     timeline = place(names, [len(a) / rate for a in audio], edges, reference=ref_index,
                      min_confidence=opts.min_confidence, tolerance_ms=float(tolerance_ms), sample_rate=rate,
-                     agree=agree)
+                     alike=alike)
     return _with_drift(timeline, ref_index)
 
 
@@ -417,14 +497,14 @@ def _with_drift(timeline: Timeline, reference: int | None) -> Timeline:
     return replace(timeline, files=files)
 
 
-def sounds_alike(x: np.ndarray, y: np.ndarray, lag_ms: float, rate: int, tolerance_ms: float) -> bool:
-    """Whether ``y`` starting ``lag_ms`` after ``x`` matches it: True when they overlap by less
-    than CHECK_OVERLAP_S (nothing to tell), else whether the waveforms' best Pearson within
-    ``tolerance_ms`` of that lag is beyond chance by EVIDENCE_95 decades, as a confident pair."""
+def likeness(x: np.ndarray, y: np.ndarray, lag_ms: float, rate: int, tolerance_ms: float) -> float | None:
+    """How alike ``y`` starting ``lag_ms`` after ``x`` sounds: the waveforms' best Pearson within
+    ``tolerance_ms`` of that lag, or 0 when that is not beyond chance by EVIDENCE_95 decades (as
+    a confident pair); None when they overlap by less than CHECK_OVERLAP_S (nothing to tell)."""
     lag = int(round(lag_ms * rate / 1000.0))  # y[i] meets x[i + lag]
     start, stop = max(0, -lag), min(len(y), len(x) - lag)
     if stop - start < CHECK_OVERLAP_S * rate:
-        return True
+        return None
     reach = int(math.ceil(tolerance_ms * rate / 1000.0))
     inner_y = y[start + reach:stop - reach]
     best = -1.0
@@ -432,4 +512,4 @@ def sounds_alike(x: np.ndarray, y: np.ndarray, lag_ms: float, rate: int, toleran
         xs = x[start + reach + lag + d:stop - reach + lag + d]
         best = max(best, pearson(inner_y, xs))
     xs = x[start + reach + lag:stop - reach + lag]
-    return waveform_evidence(best, inner_y, xs) >= EVIDENCE_95
+    return best if waveform_evidence(best, inner_y, xs) >= EVIDENCE_95 else 0.0
