@@ -2,21 +2,24 @@
 
 :func:`align` decodes each input once, measures every pair with the
 offline method with drift (:func:`audiosync.offline.locate`: the lag at
-the start of the pair's second input, and its drift), and hands the
-measured pairs to :func:`place`:
+the start of the pair's second input, and its drift), checks it against
+the pair's best overlap (:mod:`audiosync.overlap`: a measured lag whose
+overlap matches far less well than another lag's becomes that lag, not
+confident alone), and hands the pairs to :func:`place`:
 
-* only confident pairs link files; a pair that does not overlap is not
-  confident and links nothing;
-* the pairs kept are the largest set that agrees with one placement
-  (see ``_consensus``): around every cycle the offsets must sum to 0
-  within ``tolerance_ms``, and two inputs placed on top of each other must
-  sound alike there (music built on exact loops matches at places where
-  the inputs do not overlap at all). One wrong pair loses to the several
-  that contradict it; in a lone cycle the weakest pair goes. The others are
-  dropped (``Edge.status == "dropped"``); the kept pairs form a spanning
-  tree of the surest (``"tree"``) and the rest (``"checked"``);
-* the offsets are then the least-squares fit of every pair kept (the tree
-  and the cycles that agree), so redundant pairs refine them;
+* confident pairs link files: the largest set that agrees with one
+  placement (``_consensus``). Around every cycle the offsets must sum to
+  0 within ``tolerance_ms``, and no pair joins two groups where it puts
+  two inputs on top of each other that clash (``_Likeness``): music built
+  on loops matches far beyond chance at places where the inputs do not
+  overlap at all, but only at the true place does every overlap match as
+  well as the inputs allow. One wrong pair loses to the several that
+  contradict it; in a lone cycle the weakest pair goes. The others are
+  dropped (``Edge.status == "dropped"``);
+* a pair not confident alone then joins two groups when the overlaps it
+  creates corroborate it (``_corroborated``);
+* the kept pairs form a spanning tree of the surest (``"tree"``) and the
+  rest (``"checked"``); the offsets are the least-squares fit of them all;
 * the group holding ``reference`` (else the largest group) is the
   timeline; its earliest file starts at 0. A file outside it is unplaced,
   never forced onto the timeline.
@@ -36,6 +39,7 @@ from audiosync import exports
 from audiosync.matches import MATCH_RATIO
 from audiosync.method import EVIDENCE_95, pearson, waveform_evidence
 from audiosync.offline import decode_inputs, locate
+from audiosync.overlap import best_overlap
 from audiosync.options import FileOptions
 
 __all__ = ["Edge", "Placement", "Timeline", "align", "place"]
@@ -48,6 +52,12 @@ CHECK_OVERLAP_S = 3.0
 # below this share of the better of the two inputs' best confident pair: as a repeat is told from
 # the clip (audiosync.matches).
 ALIKE_RATIO = MATCH_RATIO
+# ... or when their Fisher z there is this much below the pair's best overlap's (z = atanh r): a
+# difference far beyond the estimate's noise (about 0.01 for 3 s of music), and below the 0.9 that
+# separated a loop heard again (0.976-0.987) from the true place (0.994) in fb-music-high.
+ALIKE_Z = 0.25
+# Lags closer than this are one place to the best-overlap check (its peak's own width).
+_REPEAT_APART_S = 0.05
 # Up to this many confident pairs, every two of them are tried left out (else every one).
 _MAX_PAIRS_LEFT_OUT_TWICE = 40
 
@@ -62,12 +72,16 @@ class Edge:
     confidence: float
     evidence: float
     status: str = "weak"
-    """``"tree"`` (places a file), ``"checked"`` (closes a cycle that agrees), ``"dropped"`` (the
-    weakest pair of a cycle that did not agree), ``"weak"`` (not confident: links nothing)."""
+    """``"tree"`` (places a file: a confident pair, or one the timeline corroborates),
+    ``"checked"`` (closes a cycle that agrees), ``"dropped"`` (disagreed with the pairs kept),
+    ``"weak"`` (not confident, not corroborated: links nothing)."""
     residual_ms: float | None = None
     """For a pair that closes a cycle: its measured lag minus the lag the timeline gives it."""
     drift_ppm: float | None = None
     """How much faster ``b`` plays ``a`` (parts per million); None when not measured (too short)."""
+    best_overlap: float | None = None
+    """The best Pearson coefficient of the pair's overlap at any lag (overlaps of 3 s or more);
+    None when not measured."""
 
 
 @dataclass(frozen=True)
@@ -129,6 +143,7 @@ class Timeline:
             "evidence": round(e.evidence, 3) if math.isfinite(e.evidence) else None, "status": e.status,
             "residual_ms": None if e.residual_ms is None else round(e.residual_ms, 3),
             "drift_ppm": None if e.drift_ppm is None else round(e.drift_ppm, 3),
+            "best_overlap": None if e.best_overlap is None else round(e.best_overlap, 6),
         } for e in self.edges]
         return {"files": files, "edges": edges, "tolerance_ms": self.tolerance_ms}
 
@@ -247,6 +262,7 @@ class _Likeness:
     def __init__(self, n: int, edges: list[Edge], alike: Callable[[int, int, float], float | None] | None):
         self.alike, self.heard = alike, {}
         self.best = [0.0] * n
+        self.pair_best = {(e.a, e.b): e.best_overlap for e in edges if e.best_overlap is not None}
         for e in edges:
             r = self(e.a, e.b, e.lag_ms) if e.a != e.b else None
             if r is not None:
@@ -261,12 +277,31 @@ class _Likeness:
         return self.heard[key]
 
     def clashes(self, a: int, b: int, lag_ms: float) -> bool:
+        """Whether a and b sound less alike at lag_ms than ALIKE_RATIO of the worse of their
+        bests, or clearly less alike than the pair's own best overlap (a loop repeated almost
+        exactly: 0.98 against the true place's 0.994)."""
         r = self(a, b, lag_ms)
-        return r is not None and r < ALIKE_RATIO * min(self.best[a], self.best[b])
+        if r is None:
+            return False
+        if r < ALIKE_RATIO * min(self.best[a], self.best[b]):
+            return True
+        top = self.pair_best.get((a, b), self.pair_best.get((b, a)))
+        return top is not None and _fisher(r) < _fisher(top) - ALIKE_Z
 
     def matches(self, a: int, b: int, lag_ms: float) -> bool:
         r = self(a, b, lag_ms)
-        return r is not None and r > 0.0 and r >= ALIKE_RATIO * min(self.best[a], self.best[b])
+        return r is not None and r > 0.0 and not self.clashes(a, b, lag_ms)
+
+    def join(self, group: list[int], offset: list[float], e: Edge) -> tuple[list[float], list[tuple[int, int]]] | None:
+        """The offsets with e.b's group moved so that e holds, and the pairs across the join; None
+        when two inputs the join puts on top of each other clash."""
+        ga, gb = group[e.a], group[e.b]
+        shift = offset[e.a] + e.lag_ms - offset[e.b]
+        moved = [o + shift if g == gb else o for g, o in zip(group, offset)]
+        across = [(i, j) for i, gi in enumerate(group) if gi == ga for j, gj in enumerate(group) if gj == gb]
+        if any(self.clashes(i, j, moved[j] - moved[i]) for i, j in across):
+            return None
+        return moved, across
 
 
 def _consensus(n: int, edges: list[Edge], usable: list[int], tolerance_ms: float, like: _Likeness) -> list[int]:
@@ -276,15 +311,14 @@ def _consensus(n: int, edges: list[Edge], usable: list[int], tolerance_ms: float
     or two of them (every choice; one for many pairs): a pair that links two
     groups moves the second group into place, a pair inside a group is kept
     when it agrees within ``tolerance_ms``; the left-out pairs are then kept
-    if they agree. Each placement scores its kept pairs, less its clashes:
-    two inputs it puts on top of each other (linked by a pair or not) that
-    sound less alike than ALIKE_RATIO of the worse of the two inputs' best
-    pairs (``_Likeness``). Music built on exact loops matches far
-    beyond chance at places where the inputs do not overlap at all; only at
-    the true place does each overlap match as well as the inputs allow.
-    The best score wins, then the most evidence. So one or two wrong pairs
-    lose to the several that contradict them, and in a lone cycle the
-    weakest pair goes.
+    if they agree. A pair never joins two groups where the join puts two
+    inputs on top of each other that clash: that sound less alike than
+    ALIKE_RATIO of the worse of the two inputs' best pairs (``_Likeness``).
+    Music built on exact loops matches far beyond chance at places where
+    the inputs do not overlap at all; only at the true place does each
+    overlap match as well as the inputs allow. The most pairs kept wins,
+    then the most evidence. So one or two wrong pairs lose to the several
+    that contradict them, and in a lone cycle the weakest pair goes.
     """
     order = sorted(usable, key=lambda k: (-_strength(edges[k]), k))
     choices: list[tuple[int, ...]] = [()] + [(k,) for k in order]
@@ -297,21 +331,15 @@ def _consensus(n: int, edges: list[Edge], usable: list[int], tolerance_ms: float
             e = edges[k]
             ga, gb = group[e.a], group[e.b]
             if ga != gb:
-                shift = offset[e.a] + e.lag_ms - offset[e.b]
-                for i in range(n):
-                    if group[i] == gb:
-                        group[i], offset[i] = ga, offset[i] + shift
-                kept.append(k)
+                joined = like.join(group, offset, e)
+                if joined is not None:
+                    offset, group = joined[0], [ga if g == gb else g for g in group]
+                    kept.append(k)
             elif abs(e.lag_ms - (offset[e.b] - offset[e.a])) <= tolerance_ms:
                 kept.append(k)
         kept += [k for k in left_out if group[edges[k].a] == group[edges[k].b]
                  and abs(edges[k].lag_ms - (offset[edges[k].b] - offset[edges[k].a])) <= tolerance_ms]
-        clashes = 0
-        for a in range(n):
-            for b in range(a + 1, n):
-                if group[a] == group[b]:
-                    clashes += like.clashes(a, b, offset[b] - offset[a])
-        score = (len(kept) - clashes, sum(_strength(edges[k]) for k in kept))
+        score = (len(kept), sum(_strength(edges[k]) for k in kept))
         if chosen_score is None or score > chosen_score:
             chosen, chosen_score = kept, score
     return chosen
@@ -340,11 +368,10 @@ def _corroborated(n: int, edges: list[Edge], kept: list[int], tolerance_ms: floa
         ga, gb = group[e.a], group[e.b]
         if ga == gb or not like.matches(e.a, e.b, e.lag_ms):
             continue
-        shift = offset[e.a] + e.lag_ms - offset[e.b]
-        moved = [offset[i] + shift if group[i] == gb else offset[i] for i in range(n)]
-        across = [(i, j) for i in range(n) for j in range(n) if group[i] == ga and group[j] == gb]
-        if any(like.clashes(i, j, moved[j] - moved[i]) for i, j in across):
+        joined_at = like.join(group, offset, e)
+        if joined_at is None:
             continue
+        moved, across = joined_at
         if not any(like.matches(i, j, moved[j] - moved[i]) for i, j in across if {i, j} != {e.a, e.b}):
             continue
         miss = 1.0 - e.confidence
@@ -458,6 +485,7 @@ def align(paths: Sequence[str | os.PathLike[str]], *, reference: str | os.PathLi
             lag, est, lm, _ = locate(audio[i], audio[j], measure)
             edge = Edge(i, j, 1000.0 * lag / rate, est.confidence, est.evidence,
                         drift_ppm=None if lm is None else lm.drift_ppm)
+            edge = _best_overlap_check(edge, audio[i], audio[j], rate, float(tolerance_ms))
             edges.append(edge)
             if on_pair is not None:
                 on_pair(edge)
@@ -468,6 +496,24 @@ def align(paths: Sequence[str | os.PathLike[str]], *, reference: str | os.PathLi
                      min_confidence=opts.min_confidence, tolerance_ms=float(tolerance_ms), sample_rate=rate,
                      alike=alike)
     return _with_drift(timeline, ref_index)
+
+
+def _fisher(r: float) -> float:
+    return math.atanh(min(max(r, -0.999999), 0.999999))
+
+
+def _best_overlap_check(edge: Edge, x: np.ndarray, y: np.ndarray, rate: int, tolerance_ms: float) -> Edge:
+    """The pair as measured, or, when another lag's overlap matches far better than the measured
+    lag's (the measured one lays the inputs over each other longer, at a place that only
+    resembles: a loop heard again), that lag as a pair that is not confident alone. It can then
+    place a file only when the timeline corroborates it (``_corroborated``)."""
+    lag = edge.lag_ms * rate / 1000.0
+    found = best_overlap(x, y, int(CHECK_OVERLAP_S * rate), int(_REPEAT_APART_S * rate), at=lag)
+    if found is None:
+        return edge
+    if abs(found.lag - lag) <= tolerance_ms * rate / 1000.0 or found.at >= ALIKE_RATIO * found.coefficient:
+        return replace(edge, best_overlap=found.coefficient)
+    return Edge(edge.a, edge.b, 1000.0 * found.lag / rate, 0.0, float("nan"), best_overlap=found.coefficient)
 
 
 def _with_drift(timeline: Timeline, reference: int | None) -> Timeline:

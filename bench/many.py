@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from audiosync import align, batch, ffmpeg
-from audiosync.timeline import place
+from audiosync.timeline import likeness, place
 
 DATA = Path(__file__).resolve().parent / "data" / "corpus"
 RATE = 48000
@@ -141,7 +141,9 @@ def _one_timeline(folder: Path, audio: np.ndarray, stranger, rng, name: str, pac
         k = cyclic[int(rng.integers(len(cyclic)))]
         edges = list(t.edges)
         edges[k] = replace(edges[k], lag_ms=edges[k].lag_ms + 40.0)
-        bad = place([f.path for f in t.files], [f.duration_s for f in t.files], edges)
+        audio = [ffmpeg.decode(f.path, t.sample_rate) for f in t.files]  # as align hears them
+        bad = place([f.path for f in t.files], [f.duration_s for f in t.files], edges, sample_rate=t.sample_rate,
+                    alike=lambda a, b, lag: likeness(audio[a], audio[b], lag, t.sample_rate, t.tolerance_ms))
         dropped = [j for j, e in enumerate(bad.edges) if e.status == "dropped"]
         corrupt_detected = len(dropped) > len(t.dropped)
         corrupt_dropped = k in dropped

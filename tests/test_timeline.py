@@ -20,9 +20,8 @@ from helpers import decode, ffmpeg, needs_ffmpeg, write_wav
 RATE = 48_000
 # (start s in the song, length s, codec arguments, file name): a chain where A-C, A-D and B-D
 # do not overlap, so their offsets come only through the others. The song is a tracker module
-# built on exact loops: pairs that do not overlap still find places that sound alike, and
-# overlaps of 10 s are what it takes to tell the true place from those (shorter ones are left
-# unplaced, never placed wrong).
+# built on exact loops: pairs that do not overlap still find places that sound alike (see also
+# test_a_loop_heard_again_does_not_place_an_excerpt, with overlaps of 7 s).
 LAYOUT = (
     (0.5, 20.0, ("-c:a", "libopus", "-b:a", "96k"), "a.opus"),
     (10.5, 20.0, ("-c:a", "libmp3lame", "-b:a", "160k"), "b.mp3"),
@@ -256,3 +255,35 @@ def test_apply_that_ffmpeg_cannot_write_is_a_named_error(tmp_path):
     text.write_text("not audio")
     with pytest.raises(InputError, match="cannot write a shifted copy of .*notes.wav"):
         apply([Placement(str(text), 0.0, 1.0, 1.0)], tmp_path / "out")
+
+
+def _loop_layout(song, seed, folder):
+    """Six 20 s excerpts, each 6-7 s after the previous (each overlaps the next two only), 30 dB
+    of noise each, as 16-bit WAV; their true starts (ms, the first at 0)."""
+    rng = np.random.default_rng(seed)
+    start = float(rng.uniform(0, len(song) / RATE - 60))
+    paths, truth = [], []
+    for k in range(6):
+        i = int(round(start * RATE))
+        cut = song[i:i + 20 * RATE].astype(np.float64)
+        rms = float(np.sqrt(np.mean(cut ** 2))) or 1e-3
+        cut = cut + rng.normal(0, rms * 10 ** -1.5, len(cut))
+        paths.append(str(write_wav(folder / f"{seed}-{k}.wav", cut.astype(np.float32))))
+        truth.append(1000.0 * i / RATE)
+        start += 6 + float(rng.uniform(0, 1))
+    return paths, [t - truth[0] for t in truth]
+
+
+@needs_ffmpeg
+@pytest.mark.parametrize("seed", [4, 10])
+def test_a_loop_heard_again_does_not_place_an_excerpt(real_song, tmp_path, seed):
+    # The song repeats a 14.4 s passage almost exactly. Excerpts two apart overlap 7 s at the
+    # true place, and 19 s where the passage comes again at a Pearson of 0.98 (0.4 for others):
+    # the measured pair took that place confidently, and the excerpt was placed 14 or 29 s off.
+    # Each overlap laid down must match as well as that pair's best overlap does.
+    song = decode(real_song, RATE)
+    paths, truth = _loop_layout(song, seed, tmp_path)
+    t = align(paths)
+    for f, want in zip(t.files, truth):
+        assert not f.unplaced, f.path
+        assert abs(f.offset_ms - want) <= 1.0, (f.path, f.offset_ms, want)
