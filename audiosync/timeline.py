@@ -292,16 +292,16 @@ class _Likeness:
         r = self(a, b, lag_ms)
         return r is not None and r > 0.0 and not self.clashes(a, b, lag_ms)
 
-    def join(self, group: list[int], offset: list[float], e: Edge) -> tuple[list[float], list[tuple[int, int]]] | None:
-        """The offsets with e.b's group moved so that e holds, and the pairs across the join; None
-        when two inputs the join puts on top of each other clash."""
+    def join(self, group: list[int], offset: list[float], e: Edge) -> list[float] | None:
+        """The offsets with e.b's group moved so that e holds; None when two inputs the join puts
+        on top of each other clash."""
         ga, gb = group[e.a], group[e.b]
         shift = offset[e.a] + e.lag_ms - offset[e.b]
         moved = [o + shift if g == gb else o for g, o in zip(group, offset)]
         across = [(i, j) for i, gi in enumerate(group) if gi == ga for j, gj in enumerate(group) if gj == gb]
         if any(self.clashes(i, j, moved[j] - moved[i]) for i, j in across):
             return None
-        return moved, across
+        return moved
 
 
 def _consensus(n: int, edges: list[Edge], usable: list[int], tolerance_ms: float, like: _Likeness) -> list[int]:
@@ -331,9 +331,9 @@ def _consensus(n: int, edges: list[Edge], usable: list[int], tolerance_ms: float
             e = edges[k]
             ga, gb = group[e.a], group[e.b]
             if ga != gb:
-                joined = like.join(group, offset, e)
-                if joined is not None:
-                    offset, group = joined[0], [ga if g == gb else g for g in group]
+                moved = like.join(group, offset, e)
+                if moved is not None:
+                    offset, group = moved, [ga if g == gb else g for g in group]
                     kept.append(k)
             elif abs(e.lag_ms - (offset[e.b] - offset[e.a])) <= tolerance_ms:
                 kept.append(k)
@@ -351,12 +351,12 @@ def _corroborated(n: int, edges: list[Edge], kept: list[int], tolerance_ms: floa
 
     In music built on loops or held chords a true pair is often not
     confident alone: a repeat a few seconds away matches nearly as well. It
-    joins its two groups when its own overlap matches, nothing across the
-    join clashes, and another pair across the join matches too (``_Likeness``),
-    surest pairs first. Returns each joining pair's confidence: 1 - the
-    product of (1 - confidence) over it and the measured pairs across the
-    join whose lags agree with it within ``tolerance_ms`` (independent
-    measurements that agree).
+    joins its two groups, surest pairs first, when its own overlap matches,
+    nothing across the join clashes (``_Likeness``), and another measured
+    pair across the join agrees with it within ``tolerance_ms``: two
+    independent measurements that agree to a millisecond by chance are
+    rare. Returns each joining pair's confidence: 1 - the product of
+    (1 - confidence) over it and the pairs that agree.
     """
     offset, _, group = _walk(n, edges, _tree(n, edges, kept))
     offset = [0.0 if o is None else o for o in offset]
@@ -368,17 +368,17 @@ def _corroborated(n: int, edges: list[Edge], kept: list[int], tolerance_ms: floa
         ga, gb = group[e.a], group[e.b]
         if ga == gb or not like.matches(e.a, e.b, e.lag_ms):
             continue
-        joined_at = like.join(group, offset, e)
-        if joined_at is None:
+        moved = like.join(group, offset, e)
+        if moved is None:
             continue
-        moved, across = joined_at
-        if not any(like.matches(i, j, moved[j] - moved[i]) for i, j in across if {i, j} != {e.a, e.b}):
+        agreeing = [m for m, f in enumerate(edges)
+                    if m != k and f.a != f.b and {group[f.a], group[f.b]} == {ga, gb}
+                    and abs(f.lag_ms - (moved[f.b] - moved[f.a])) <= tolerance_ms]
+        if not agreeing:
             continue
         miss = 1.0 - e.confidence
-        for m, f in enumerate(edges):
-            if m != k and {group[f.a], group[f.b]} == {ga, gb} and f.a != f.b \
-                    and abs(f.lag_ms - (moved[f.b] - moved[f.a])) <= tolerance_ms:
-                miss *= 1.0 - f.confidence
+        for m in agreeing:
+            miss *= 1.0 - edges[m].confidence
         joined[k] = 1.0 - miss
         offset = moved
         group = [ga if g == gb else g for g in group]
