@@ -288,10 +288,6 @@ class _Likeness:
         top = self.pair_best.get((a, b), self.pair_best.get((b, a)))
         return top is not None and _fisher(r) < _fisher(top) - ALIKE_Z
 
-    def matches(self, a: int, b: int, lag_ms: float) -> bool:
-        r = self(a, b, lag_ms)
-        return r is not None and r > 0.0 and not self.clashes(a, b, lag_ms)
-
     def join(self, group: list[int], offset: list[float], e: Edge) -> list[float] | None:
         """The offsets with e.b's group moved so that e holds; None when two inputs the join puts
         on top of each other clash."""
@@ -339,7 +335,9 @@ def _consensus(n: int, edges: list[Edge], usable: list[int], tolerance_ms: float
                 kept.append(k)
         kept += [k for k in left_out if group[edges[k].a] == group[edges[k].b]
                  and abs(edges[k].lag_ms - (offset[edges[k].b] - offset[edges[k].a])) <= tolerance_ms]
-        score = (len(kept), sum(_strength(edges[k]) for k in kept))
+        # Pairs kept plus inputs linked: a wrong pair that leaves inputs it cannot accommodate
+        # apart loses to the placement that holds them all.
+        score = (len(kept) + n - len(set(group)), sum(_strength(edges[k]) for k in kept))
         if chosen_score is None or score > chosen_score:
             chosen, chosen_score = kept, score
     return chosen
@@ -351,8 +349,8 @@ def _corroborated(n: int, edges: list[Edge], kept: list[int], tolerance_ms: floa
 
     In music built on loops or held chords a true pair is often not
     confident alone: a repeat a few seconds away matches nearly as well. It
-    joins its two groups, surest pairs first, when its own overlap matches,
-    nothing across the join clashes (``_Likeness``), and another measured
+    joins its two groups, surest pairs first, when its own overlap matches
+    as well as the better input's best pair allows, nothing across the join clashes (``_Likeness``), and another measured
     pair across the join agrees with it within ``tolerance_ms``: two
     independent measurements that agree to a millisecond by chance are
     rare. Returns each joining pair's confidence: 1 - the product of
@@ -366,7 +364,11 @@ def _corroborated(n: int, edges: list[Edge], kept: list[int], tolerance_ms: floa
     for k in weak:
         e = edges[k]
         ga, gb = group[e.a], group[e.b]
-        if ga == gb or not like.matches(e.a, e.b, e.lag_ms):
+        r = like(e.a, e.b, e.lag_ms)
+        # Its own overlap must match as well as the better input's best (not the worse's: an
+        # unrelated input's best is chance).
+        if ga == gb or r is None or r < ALIKE_RATIO * max(like.best[e.a], like.best[e.b]) \
+                or like.clashes(e.a, e.b, e.lag_ms):
             continue
         moved = like.join(group, offset, e)
         if moved is None:
