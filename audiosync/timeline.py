@@ -36,6 +36,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from audiosync import exports
+from audiosync.lagmap import warp
 from audiosync.matches import MATCH_RATIO
 from audiosync.method import EVIDENCE_95, pearson, waveform_evidence
 from audiosync.offline import decode_inputs, locate
@@ -491,8 +492,11 @@ def align(paths: Sequence[str | os.PathLike[str]], *, reference: str | os.PathLi
             edges.append(edge)
             if on_pair is not None:
                 on_pair(edge)
+    drift = {(e.a, e.b): e.drift_ppm for e in edges if e.drift_ppm is not None}
+
     def alike(a: int, b: int, lag_ms: float) -> float | None:
-        return likeness(audio[a], audio[b], lag_ms, rate, float(tolerance_ms))
+        ppm = drift.get((a, b), None if (b, a) not in drift else -drift[(b, a)])
+        return likeness(audio[a], audio[b], lag_ms, rate, float(tolerance_ms), ppm)
 
     timeline = place(names, [len(a) / rate for a in audio], edges, reference=ref_index,
                      min_confidence=opts.min_confidence, tolerance_ms=float(tolerance_ms), sample_rate=rate,
@@ -510,6 +514,9 @@ def _best_overlap_check(edge: Edge, x: np.ndarray, y: np.ndarray, rate: int, tol
     resembles: a loop heard again), that lag as a pair that is not confident alone. It can then
     place a file only when the timeline corroborates it (``_corroborated``)."""
     lag = edge.lag_ms * rate / 1000.0
+    overlap = min(len(y), len(x) - lag) - max(0.0, -lag)
+    if edge.drift_ppm is not None and abs(edge.drift_ppm) * 1e-6 * overlap > tolerance_ms * rate / 1000.0:
+        return edge  # one lag does not hold over the overlap: the drift's lag map is the check
     found = best_overlap(x, y, int(CHECK_OVERLAP_S * rate), int(_REPEAT_APART_S * rate), at=lag)
     if found is None:
         return edge
@@ -545,15 +552,26 @@ def _with_drift(timeline: Timeline, reference: int | None) -> Timeline:
     return replace(timeline, files=files)
 
 
-def likeness(x: np.ndarray, y: np.ndarray, lag_ms: float, rate: int, tolerance_ms: float) -> float | None:
+def likeness(x: np.ndarray, y: np.ndarray, lag_ms: float, rate: int, tolerance_ms: float,
+             drift_ppm: float | None = None) -> float | None:
     """How alike ``y`` starting ``lag_ms`` after ``x`` sounds: the waveforms' best Pearson within
     ``tolerance_ms`` of that lag, or 0 when that is not beyond chance by EVIDENCE_95 decades (as
-    a confident pair); None when they overlap by less than CHECK_OVERLAP_S (nothing to tell)."""
+    a confident pair); None when they overlap by less than CHECK_OVERLAP_S (nothing to tell).
+    ``drift_ppm``: how much faster y plays x. Then y is played at x's pace first when the drift
+    moves the lag by more than the tolerance over the overlap (one lag would not hold), and the
+    lag is looked for as much farther as the drift moves it over ``lag_ms`` (a timeline's offsets
+    are in its reference's clock, not in x's)."""
     lag = int(round(lag_ms * rate / 1000.0))  # y[i] meets x[i + lag]
     start, stop = max(0, -lag), min(len(y), len(x) - lag)
     if stop - start < CHECK_OVERLAP_S * rate:
         return None
     reach = int(math.ceil(tolerance_ms * rate / 1000.0))
+    if drift_ppm is not None and abs(drift_ppm) * 1e-6 * (stop - start) > reach:
+        y = warp(y, drift_ppm * 1e-6)
+        start, stop = max(0, -lag), min(len(y), len(x) - lag)
+        if stop - start < CHECK_OVERLAP_S * rate:
+            return None
+    reach = int(math.ceil((tolerance_ms + abs(drift_ppm or 0.0) * 1e-6 * abs(lag_ms)) * rate / 1000.0))
     inner_y = y[start + reach:stop - reach]
     best = -1.0
     for d in range(-reach, reach + 1):
