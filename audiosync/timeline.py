@@ -57,6 +57,10 @@ ALIKE_RATIO = MATCH_RATIO
 # difference far beyond the estimate's noise (about 0.01 for 3 s of music), and below the 0.9 that
 # separated a loop heard again (0.976-0.987) from the true place (0.994) in fb-music-high.
 ALIKE_Z = 0.25
+# A measured lag whose overlap's Fisher z is this much below the pair's best overlap's is not the
+# place (a passage repeated almost exactly: 0.9918 against 0.9938 is 0.14): about five times the
+# noise of z over 3 s of music, and above what chance overlaps of 3 s reach against a true 0.2.
+BEST_OVERLAP_Z = 0.1
 # Lags closer than this are one place to the best-overlap check (its peak's own width).
 _REPEAT_APART_S = 0.05
 # Up to this many confident pairs, every two of them are tried left out (else every one).
@@ -350,7 +354,7 @@ def _corroborated(n: int, edges: list[Edge], kept: list[int], tolerance_ms: floa
 
     In music built on loops or held chords a true pair is often not
     confident alone: a repeat a few seconds away matches nearly as well. It
-    joins its two groups, surest pairs first, when its own overlap matches
+    joins its two groups, surest and best matching pairs first, when its own overlap matches
     as well as the better input's best pair allows, nothing across the join clashes (``_Likeness``), and another measured
     pair across the join agrees with it within ``tolerance_ms``: two
     independent measurements that agree to a millisecond by chance are
@@ -360,31 +364,38 @@ def _corroborated(n: int, edges: list[Edge], kept: list[int], tolerance_ms: floa
     offset, _, group = _walk(n, edges, _tree(n, edges, kept))
     offset = [0.0 if o is None else o for o in offset]
     joined: dict[int, float] = {}
-    weak = sorted((k for k, e in enumerate(edges) if k not in kept and e.a != e.b),
-                  key=lambda k: (-edges[k].confidence, -_strength(edges[k]), k))
-    for k in weak:
-        e = edges[k]
-        ga, gb = group[e.a], group[e.b]
-        r = like(e.a, e.b, e.lag_ms)
-        # Its own overlap must match as well as the better input's best (not the worse's: an
-        # unrelated input's best is chance).
-        if ga == gb or r is None or r < ALIKE_RATIO * max(like.best[e.a], like.best[e.b]) \
-                or like.clashes(e.a, e.b, e.lag_ms):
-            continue
-        moved = like.join(group, offset, e)
-        if moved is None:
-            continue
-        agreeing = [m for m, f in enumerate(edges)
-                    if m != k and f.a != f.b and {group[f.a], group[f.b]} == {ga, gb}
-                    and abs(f.lag_ms - (moved[f.b] - moved[f.a])) <= tolerance_ms]
-        if not agreeing:
-            continue
-        miss = 1.0 - e.confidence
-        for m in agreeing:
-            miss *= 1.0 - edges[m].confidence
-        joined[k] = 1.0 - miss
-        offset = moved
-        group = [ga if g == gb else g for g in group]
+    # The pairs whose own overlap matches best first (confidence first: most are 0 here); after
+    # each join the list is gone through again, since a join can make another pair joinable.
+    likeness_at = {k: like(e.a, e.b, e.lag_ms) for k, e in enumerate(edges) if k not in kept and e.a != e.b}
+    weak = sorted((k for k, r in likeness_at.items() if r is not None),
+                  key=lambda k: (-edges[k].confidence, -likeness_at[k], k))
+    progressed = True
+    while progressed:
+        progressed = False
+        for k in weak:
+            e = edges[k]
+            ga, gb = group[e.a], group[e.b]
+            # Its own overlap must match as well as the better input's best (not the worse's: an
+            # unrelated input's best is chance).
+            if ga == gb or likeness_at[k] < ALIKE_RATIO * max(like.best[e.a], like.best[e.b]) \
+                    or like.clashes(e.a, e.b, e.lag_ms):
+                continue
+            moved = like.join(group, offset, e)
+            if moved is None:
+                continue
+            agreeing = [m for m, f in enumerate(edges)
+                        if m != k and f.a != f.b and {group[f.a], group[f.b]} == {ga, gb}
+                        and abs(f.lag_ms - (moved[f.b] - moved[f.a])) <= tolerance_ms]
+            if not agreeing:
+                continue
+            miss = 1.0 - e.confidence
+            for m in agreeing:
+                miss *= 1.0 - edges[m].confidence
+            joined[k] = 1.0 - miss
+            offset = moved
+            group = [ga if g == gb else g for g in group]
+            progressed = True
+            break
     return joined
 
 
@@ -520,7 +531,9 @@ def _best_overlap_check(edge: Edge, x: np.ndarray, y: np.ndarray, rate: int, tol
     found = best_overlap(x, y, int(CHECK_OVERLAP_S * rate), int(_REPEAT_APART_S * rate), at=lag)
     if found is None:
         return edge
-    if abs(found.lag - lag) <= tolerance_ms * rate / 1000.0 or found.at >= ALIKE_RATIO * found.coefficient:
+    if abs(found.lag - lag) <= tolerance_ms * rate / 1000.0 or (
+            found.at >= ALIKE_RATIO * found.coefficient
+            and _fisher(found.at) >= _fisher(found.coefficient) - BEST_OVERLAP_Z):
         return replace(edge, best_overlap=found.coefficient)
     return Edge(edge.a, edge.b, 1000.0 * found.lag / rate, 0.0, float("nan"), best_overlap=found.coefficient)
 
