@@ -4,6 +4,7 @@ Run (after ``python bench/corpus.py``; from a folder other than the repository r
 
     python bench/many.py                 # all three parts, ~10 min on 2 cores
     python bench/many.py --part timeline # or batch, resume
+    python bench/many.py --part layouts --song fbh-2p --layouts 20   # one song, many layouts
 
 **Timeline.** For songs of every package of the corpus, six excerpts of 20 s
 cut at exact samples (48 kHz) from the song, each starting 6 s plus a
@@ -15,6 +16,9 @@ with a test pattern, Vorbis, AAC in M4A), plus an excerpt of another
 song. :func:`audiosync.align` places them; printed: the largest offset
 error against the truth, whether the other song is unplaced, and, with one
 confident pair corrupted by 40 ms, whether that pair is the one dropped.
+``--part layouts`` does the same for one song in many random layouts (a
+song whose passages repeat almost exactly is where placements go wrong),
+and counts the excerpts placed wrong and their confidence.
 
 **Batch.** The first 40 matched pairs of the corpus manifest (whole song
 against a 30-40 s capture), run by :func:`audiosync.batch` on 1 process,
@@ -127,10 +131,14 @@ def _one_timeline(folder: Path, audio: np.ndarray, stranger, rng, name: str, pac
     t0 = time.monotonic()
     t = align([*paths, str(stranger_path)])
     seconds = time.monotonic() - t0
-    zero = min(truth)
-    truth = [x - zero for x in truth]
     placed = [f for f in t.files[:EXCERPTS] if not f.unplaced]
-    errors = [abs(f.offset_ms - want) for f, want in zip(t.files, truth) if not f.unplaced]
+    # Errors against the truth with the earliest placed excerpt as zero (the timeline's zero is
+    # the earliest placed, which need not be the earliest excerpt).
+    first = min((k for k, f in enumerate(t.files[:EXCERPTS]) if not f.unplaced), key=lambda k: truth[k], default=0)
+    truth = [x - truth[first] for x in truth]
+    zero = t.files[first].offset_ms or 0.0
+    errors = [abs(f.offset_ms - zero - want) for f, want in zip(t.files, truth) if not f.unplaced]
+    wrong = [f.confidence for f, want in zip(t.files, truth) if not f.unplaced and abs(f.offset_ms - zero - want) > 1.0]
     # One pair that closes a cycle corrupted by 40 ms: the cycle must be seen to disagree (an
     # edge dropped); and which edge was dropped (a lone cycle cannot tell which pair is wrong:
     # its weakest goes).
@@ -149,11 +157,46 @@ def _one_timeline(folder: Path, audio: np.ndarray, stranger, rng, name: str, pac
         corrupt_dropped = k in dropped
         corrupt_error = max((abs(f.offset_ms - want) for f, want in zip(bad.files, truth) if not f.unplaced),
                             default=float("nan"))
-    return {"song": name, "package": package, "placed": len(placed),
+    return {"song": name, "package": package, "placed": len(placed), "wrong": len(wrong),
+            "wrong_confidence": max(wrong, default=None),
             "max_error_ms": max(errors, default=float("nan")), "stranger_unplaced": t.files[-1].unplaced,
             "dropped_measured": len(t.dropped), "corrupt_detected": corrupt_detected,
             "corrupt_dropped": corrupt_dropped,
             "corrupt_max_error_ms": corrupt_error, "seconds": seconds}
+
+
+def layouts_part(folder: Path, rng, song: str, count: int) -> list[dict]:
+    """One song, ``count`` random layouts of the timeline part (a stress test of one song)."""
+    manifest = json.load(open(DATA / "manifest.json"))
+    songs = {name: (name, package, download) for name, package, download in _songs(manifest)}
+    name, package, download = songs[song]
+    audio = ffmpeg.decode(download, RATE)
+    others = [s for s in songs.values() if s[1] != package]
+    rows = []
+    for k in range(count):
+        stranger = others[int(rng.integers(len(others)))]
+        rows.append(_one_timeline(folder / f"{name}-{k}", audio, stranger, rng, name, package))
+        r = rows[-1]
+        print(f"layout {k:3} placed {r['placed']}/{EXCERPTS}  wrong {r['wrong']} (confidence "
+              f"{r['wrong_confidence']})  max error {r['max_error_ms']:.3f} ms  other song unplaced: "
+              f"{r['stranger_unplaced']}", flush=True)
+    return rows
+
+
+def _timeline_summary(rows: list[dict]) -> None:
+    right = [r for r in rows if r["placed"] == EXCERPTS and r["wrong"] == 0]
+    partly = [r for r in rows if 0 < r["placed"] < EXCERPTS and r["wrong"] == 0]
+    wrong = [r for r in rows if r["wrong"]]
+    confident_wrong = [r for r in wrong if r["wrong_confidence"] >= 0.95]
+    print(f"timeline: {len(rows)} layouts; all {EXCERPTS} excerpts placed right (within 1 ms) in {len(right)} "
+          f"(largest error {max((r['max_error_ms'] for r in right), default=float('nan')):.3f} ms); "
+          f"some unplaced, the placed right in {len(partly)}; none placed in "
+          f"{sum(r['placed'] == 0 for r in rows)}; an excerpt placed wrong in {len(wrong)} "
+          f"({len(confident_wrong)} with confidence >= 0.95); other song unplaced in "
+          f"{sum(r['stranger_unplaced'] for r in rows)}/{len(rows)}; "
+          f"corruption seen in {sum(bool(r['corrupt_detected']) for r in rows)}/"
+          f"{sum(r['corrupt_detected'] is not None for r in rows)} (the corrupted pair dropped in "
+          f"{sum(bool(r['corrupt_dropped']) for r in rows)})", flush=True)
 
 
 def _batch_pairs() -> list[tuple[str, str, float]]:
@@ -214,9 +257,11 @@ def resume_part(folder: Path) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--part", choices=("timeline", "batch", "resume", "all"), default="all")
+    ap.add_argument("--part", choices=("timeline", "layouts", "batch", "resume", "all"), default="all")
     ap.add_argument("--per-package", type=int, default=2, help="songs per package in the timeline part")
     ap.add_argument("--seed", type=int, default=16)
+    ap.add_argument("--song", default="fbh-2p", help="the song of the layouts part")
+    ap.add_argument("--layouts", type=int, default=20, help="random layouts of that song")
     args = ap.parse_args()
     if not (DATA / "manifest.json").exists():
         sys.exit("run python bench/corpus.py first")
@@ -225,13 +270,9 @@ def main() -> int:
         folder = Path(tmp)
         if args.part in ("timeline", "all"):
             rows = timeline_part(folder, rng, args.per_package)
-            errors = [r["max_error_ms"] for r in rows if r["placed"] == EXCERPTS]
-            print(f"timeline: {len(rows)} songs; all {EXCERPTS} excerpts placed in {len(errors)}; "
-                  f"largest error {max(errors, default=float('nan')):.3f} ms; "
-                  f"other song unplaced in {sum(r['stranger_unplaced'] for r in rows)}/{len(rows)}; "
-                  f"corruption seen in {sum(bool(r['corrupt_detected']) for r in rows)}/"
-                  f"{sum(r['corrupt_detected'] is not None for r in rows)} (the corrupted pair dropped in "
-                  f"{sum(bool(r['corrupt_dropped']) for r in rows)})")
+            _timeline_summary(rows)
+        if args.part == "layouts":
+            _timeline_summary(layouts_part(folder, rng, args.song, args.layouts))
         if args.part in ("batch", "all"):
             batch_part()
         if args.part in ("resume", "all"):
