@@ -40,7 +40,7 @@ from audiosync.lagmap import warp
 from audiosync.matches import MATCH_RATIO
 from audiosync.method import EVIDENCE_95, pearson, waveform_evidence
 from audiosync.offline import decode_inputs, locate
-from audiosync.overlap import best_overlap
+from audiosync.overlap import OVERLAP_LIMIT, best_overlap
 from audiosync.options import FileOptions
 
 __all__ = ["Edge", "Placement", "Timeline", "align", "place"]
@@ -54,8 +54,8 @@ CHECK_OVERLAP_S = 3.0
 # the clip (audiosync.matches).
 ALIKE_RATIO = MATCH_RATIO
 # ... or when their Fisher z there is this much below the pair's best overlap's (z = atanh r): a
-# difference far beyond the estimate's noise (about 0.01 for 3 s of music), and below the 0.9 that
-# separated a loop heard again (0.976-0.987) from the true place (0.994) in fb-music-high.
+# difference far beyond the estimate's noise (about 0.01 for 3 s of music), and below the 0.39-0.72
+# between a loop heard again (0.976-0.987) and the true place (0.994) in fb-music-high's 2p.
 ALIKE_Z = 0.25
 # A measured lag whose overlap's Fisher z is this much below the pair's best overlap's is not the
 # place (a passage repeated almost exactly: 0.9918 against 0.9938 is 0.14): about five times the
@@ -63,6 +63,8 @@ ALIKE_Z = 0.25
 BEST_OVERLAP_Z = 0.1
 # Lags closer than this are one place to the best-overlap check (its peak's own width).
 _REPEAT_APART_S = 0.05
+# Up to this many lags are tried one by one when two inputs' likeness is looked for near a lag.
+_DIRECT_SHIFTS = 129
 # Up to this many confident pairs, every two of them are tried left out (else every one).
 _MAX_PAIRS_LEFT_OUT_TWICE = 40
 
@@ -313,11 +315,10 @@ def _consensus(n: int, edges: list[Edge], usable: list[int], tolerance_ms: float
     groups moves the second group into place, a pair inside a group is kept
     when it agrees within ``tolerance_ms``; the left-out pairs are then kept
     if they agree. A pair never joins two groups where the join puts two
-    inputs on top of each other that clash: that sound less alike than
-    ALIKE_RATIO of the worse of the two inputs' best pairs (``_Likeness``).
-    Music built on exact loops matches far beyond chance at places where
-    the inputs do not overlap at all; only at the true place does each
-    overlap match as well as the inputs allow. The most pairs kept wins,
+    inputs on top of each other that clash (``_Likeness``). Music built on
+    exact loops matches far beyond chance at places where the inputs do
+    not overlap at all; only at the true place does each overlap match as
+    well as the inputs allow. The most pairs kept plus inputs linked wins,
     then the most evidence. So one or two wrong pairs lose to the several
     that contradict them, and in a lone cycle the weakest pair goes.
     """
@@ -354,8 +355,9 @@ def _corroborated(n: int, edges: list[Edge], kept: list[int], tolerance_ms: floa
 
     In music built on loops or held chords a true pair is often not
     confident alone: a repeat a few seconds away matches nearly as well. It
-    joins its two groups, surest and best matching pairs first, when its own overlap matches
-    as well as the better input's best pair allows, nothing across the join clashes (``_Likeness``), and another measured
+    joins its two groups, surest and best matching pairs first, when its
+    own overlap matches as well as the better input's best pair allows,
+    nothing across the join clashes (``_Likeness``), and another measured
     pair across the join agrees with it within ``tolerance_ms``: two
     independent measurements that agree to a millisecond by chance are
     rare. Returns each joining pair's confidence: 1 - the product of
@@ -406,7 +408,8 @@ def place(paths: Sequence[str], durations: Sequence[float], edges: Sequence[Edge
     the input whose group is the timeline. ``alike(a, b, lag_ms)``: how alike inputs a and b sound
     with b starting lag_ms after a (a Pearson coefficient; 0 when no better than chance, None
     when they overlap too little to tell), asked of every two inputs a placement puts on top of
-    each other; one below ALIKE_RATIO of the inputs' best confident pair counts as a clash."""
+    each other: see ``_Likeness.clashes``. Without it, no clash is seen and no pair that is not
+    confident alone places a file."""
     n = len(paths)
     edges = [replace(e, status="weak", residual_ms=None) for e in edges]
     usable = [k for k, e in enumerate(edges) if e.confidence >= min_confidence and e.a != e.b]
@@ -586,9 +589,16 @@ def likeness(x: np.ndarray, y: np.ndarray, lag_ms: float, rate: int, tolerance_m
             return None
     reach = int(math.ceil((tolerance_ms + abs(drift_ppm or 0.0) * 1e-6 * abs(lag_ms)) * rate / 1000.0))
     inner_y = y[start + reach:stop - reach]
-    best = -1.0
-    for d in range(-reach, reach + 1):
-        xs = x[start + reach + lag + d:stop - reach + lag + d]
-        best = max(best, pearson(inner_y, xs))
+    if 2 * reach + 1 <= _DIRECT_SHIFTS:
+        best = max(pearson(inner_y, x[start + reach + lag + d:stop - reach + lag + d])
+                   for d in range(-reach, reach + 1))
+    else:  # a wide reach (drift over a long offset): every shift at once, by transforms
+        around = x[start + lag:stop + lag]
+        if len(around) + len(inner_y) > OVERLAP_LIMIT:
+            return None  # too long to tell this way
+        found = best_overlap(around, inner_y, len(inner_y), 0)
+        if found is None:  # no shift correlates positively
+            return 0.0
+        best = found.coefficient
     xs = x[start + reach + lag:stop - reach + lag]
     return best if waveform_evidence(best, inner_y, xs) >= EVIDENCE_95 else 0.0

@@ -92,6 +92,21 @@ def test_reference_picks_its_group():
     assert [f.unplaced for f in t.files] == [True, True, False, False, False]
 
 
+def test_likeness_by_transforms_is_the_same_as_shift_by_shift(monkeypatch):
+    from audiosync import timeline
+
+    rng = np.random.default_rng(8)
+    x = np.convolve(rng.normal(size=20 * 16000), np.hanning(7), "same")
+    y = x[3 * 16000 + 5:15 * 16000] + rng.normal(0, 0.3, 12 * 16000 - 5)
+    lag_ms = 1000.0 * (3 * 16000 + 5) / 16000 + 0.4  # 0.4 ms off: found within the 1 ms tolerance
+    direct = timeline.likeness(x, y, lag_ms, 16000, 1.0)
+    monkeypatch.setattr(timeline, "_DIRECT_SHIFTS", 0)
+    assert timeline.likeness(x, y, lag_ms, 16000, 1.0) == pytest.approx(direct, abs=1e-6)
+    assert 0.9 < direct < 1.0
+    assert timeline.likeness(x, y, lag_ms + 250.0, 16000, 1.0) == 0.0  # nowhere near: chance
+    assert timeline.likeness(x, y, 18_500.0, 16000, 1.0) is None  # overlaps 1.5 s: nothing to tell
+
+
 @pytest.mark.parametrize("paths, kwargs, match", [
     (["a"], {}, "at least 2"),
     (["a", "a"], {}, "twice"),
