@@ -310,8 +310,10 @@ def _align(args: argparse.Namespace) -> int:
             where = "unplaced" if f.unplaced else f"{f.offset_ms:12.3f} ms  confidence {f.confidence:.3f}"
             print(f"{where:>40}  {f.path}")
         for e in timeline.dropped:
-            print(f"dropped: {timeline.files[e.a].path} -> {timeline.files[e.b].path} ({e.lag_ms:.1f} ms) "
-                  f"disagrees with its cycle by {e.residual_ms:.1f} ms", file=sys.stderr)
+            why = ("lays down overlaps that do not match" if e.residual_ms is None
+                   else f"disagrees with its cycle by {e.residual_ms:.1f} ms")
+            print(f"dropped: {timeline.files[e.a].path} -> {timeline.files[e.b].path} ({e.lag_ms:.1f} ms) {why}",
+                  file=sys.stderr)
     return EXIT_CONFIDENT if not timeline.unplaced else EXIT_NOT_CONFIDENT
 
 

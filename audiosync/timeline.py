@@ -40,7 +40,7 @@ from audiosync.lagmap import warp
 from audiosync.matches import MATCH_RATIO
 from audiosync.method import EVIDENCE_95, pearson, waveform_evidence
 from audiosync.offline import decode_inputs, locate
-from audiosync.overlap import OVERLAP_LIMIT, best_overlap
+from audiosync.overlap import OVERLAP_LIMIT, best_overlap, parabola_top
 from audiosync.options import FileOptions
 
 __all__ = ["Edge", "Placement", "Timeline", "align", "place"]
@@ -50,8 +50,8 @@ _DECODE_AT_ONCE = 4
 # Two inputs placed on top of each other by at least this long must sound alike there.
 CHECK_OVERLAP_S = 3.0
 # Two inputs a placement puts on top of each other clash when their waveforms' Pearson there is
-# below this share of the better of the two inputs' best confident pair: as a repeat is told from
-# the clip (audiosync.matches).
+# below this share of the worse of the two inputs' bests (each input's best Pearson with another
+# at a measured pair's lag): as a repeat is told from the clip (audiosync.matches).
 ALIKE_RATIO = MATCH_RATIO
 # ... or when their Fisher z there is this much below the pair's best overlap's (z = atanh r): a
 # difference far beyond the estimate's noise (about 0.01 for 3 s of music), and below the 0.39-0.72
@@ -61,8 +61,8 @@ ALIKE_Z = 0.25
 # place (a passage repeated almost exactly: 0.9918 against 0.9938 is 0.14): about five times the
 # noise of z over 3 s of music, and above what chance overlaps of 3 s reach against a true 0.2.
 BEST_OVERLAP_Z = 0.1
-# Lags closer than this are one place to the best-overlap check (its peak's own width).
-_REPEAT_APART_S = 0.05
+# Of a longer overlap, the likeness is judged on its middle this long (the cost stays bounded).
+LIKENESS_MAX_S = 60.0
 # Up to this many lags are tried one by one when two inputs' likeness is looked for near a lag.
 _DIRECT_SHIFTS = 129
 # Up to this many confident pairs, every two of them are tried left out (else every one).
@@ -83,7 +83,8 @@ class Edge:
     ``"checked"`` (closes a cycle that agrees), ``"dropped"`` (disagreed with the pairs kept),
     ``"weak"`` (not confident, not corroborated: links nothing)."""
     residual_ms: float | None = None
-    """For a pair that closes a cycle: its measured lag minus the lag the timeline gives it."""
+    """For a pair that closes a cycle: its measured lag minus the lag the timeline gives it (None
+    for a dropped pair that would have joined two groups: the overlaps it lays down clash)."""
     drift_ppm: float | None = None
     """How much faster ``b`` plays ``a`` (parts per million); None when not measured (too short)."""
     best_overlap: float | None = None
@@ -99,7 +100,8 @@ class Placement:
     offset_ms: float | None
     """Where the input starts on the timeline (the earliest placed input starts at 0); None: unplaced."""
     confidence: float
-    """The least confidence of the pairs that place it (1 for the first of its tree; 0 unplaced)."""
+    """The least confidence of the pairs that place it (1 for the first of its tree; 0 unplaced); a
+    corroborated pair counts with the pairs that agree with it, 1 - the product of (1 - each)."""
     duration_s: float
     edges: tuple[int, ...] = ()
     """Indices into :attr:`Timeline.edges` of the tree pairs from the root to this input."""
@@ -422,7 +424,10 @@ def place(paths: Sequence[str], durations: Sequence[float], edges: Sequence[Edge
     for k in usable:
         if k not in kept:
             e = edges[k]
-            edges[k] = replace(e, status="dropped", residual_ms=e.lag_ms - (offset[e.b] - offset[e.a]))
+            # Its residual when it closes a cycle; None when it would have joined two groups (refused:
+            # the overlaps it lays down clash).
+            residual = e.lag_ms - (offset[e.b] - offset[e.a]) if group[e.a] == group[e.b] else None
+            edges[k] = replace(e, status="dropped", residual_ms=residual)
     usable = kept
     for k in usable:
         e = edges[k]
@@ -528,17 +533,21 @@ def _best_overlap_check(edge: Edge, x: np.ndarray, y: np.ndarray, rate: int, tol
     resembles: a loop heard again), that lag as a pair that is not confident alone. It can then
     place a file only when the timeline corroborates it (``_corroborated``)."""
     lag = edge.lag_ms * rate / 1000.0
+    reach = tolerance_ms * rate / 1000.0
     overlap = min(len(y), len(x) - lag) - max(0.0, -lag)
-    if edge.drift_ppm is not None and abs(edge.drift_ppm) * 1e-6 * overlap > tolerance_ms * rate / 1000.0:
+    if overlap < CHECK_OVERLAP_S * rate:
+        return edge  # too short an overlap to judge it by
+    if edge.drift_ppm is not None and abs(edge.drift_ppm) * 1e-6 * overlap > reach:
         return edge  # one lag does not hold over the overlap: the drift's lag map is the check
-    found = best_overlap(x, y, int(CHECK_OVERLAP_S * rate), int(_REPEAT_APART_S * rate), at=lag)
+    found = best_overlap(x, y, int(CHECK_OVERLAP_S * rate), at=lag, reach=int(math.ceil(reach)))
     if found is None:
         return edge
-    if abs(found.lag - lag) <= tolerance_ms * rate / 1000.0 or (
+    if abs(found.lag - lag) <= reach or (
             found.at >= ALIKE_RATIO * found.coefficient
             and _fisher(found.at) >= _fisher(found.coefficient) - BEST_OVERLAP_Z):
         return replace(edge, best_overlap=found.coefficient)
-    return Edge(edge.a, edge.b, 1000.0 * found.lag / rate, 0.0, float("nan"), best_overlap=found.coefficient)
+    return Edge(edge.a, edge.b, 1000.0 * found.lag / rate, 0.0, float("nan"), drift_ppm=edge.drift_ppm,
+                best_overlap=found.coefficient)
 
 
 def _with_drift(timeline: Timeline, reference: int | None) -> Timeline:
@@ -576,7 +585,8 @@ def likeness(x: np.ndarray, y: np.ndarray, lag_ms: float, rate: int, tolerance_m
     ``drift_ppm``: how much faster y plays x. Then y is played at x's pace first when the drift
     moves the lag by more than the tolerance over the overlap (one lag would not hold), and the
     lag is looked for as much farther as the drift moves it over ``lag_ms`` (a timeline's offsets
-    are in its reference's clock, not in x's)."""
+    are in its reference's clock, not in x's). An overlap longer than LIKENESS_MAX_S is judged
+    on its middle; None also when a wide reach is too long for the transforms (OVERLAP_LIMIT)."""
     lag = int(round(lag_ms * rate / 1000.0))  # y[i] meets x[i + lag]
     start, stop = max(0, -lag), min(len(y), len(x) - lag)
     if stop - start < CHECK_OVERLAP_S * rate:
@@ -587,16 +597,20 @@ def likeness(x: np.ndarray, y: np.ndarray, lag_ms: float, rate: int, tolerance_m
         start, stop = max(0, -lag), min(len(y), len(x) - lag)
         if stop - start < CHECK_OVERLAP_S * rate:
             return None
+    if stop - start > LIKENESS_MAX_S * rate:  # the middle of a long overlap tells as much
+        middle, half = (start + stop) // 2, int(LIKENESS_MAX_S * rate) // 2
+        start, stop = middle - half, middle + half
     reach = int(math.ceil((tolerance_ms + abs(drift_ppm or 0.0) * 1e-6 * abs(lag_ms)) * rate / 1000.0))
     inner_y = y[start + reach:stop - reach]
     if 2 * reach + 1 <= _DIRECT_SHIFTS:
-        best = max(pearson(inner_y, x[start + reach + lag + d:stop - reach + lag + d])
-                   for d in range(-reach, reach + 1))
+        rs = np.array([pearson(inner_y, x[start + reach + lag + d:stop - reach + lag + d])
+                       for d in range(-reach, reach + 1)])
+        best = parabola_top(rs, int(np.argmax(rs)))[1]  # as best_overlap judges a peak
     else:  # a wide reach (drift over a long offset): every shift at once, by transforms
         around = x[start + lag:stop + lag]
         if len(around) + len(inner_y) > OVERLAP_LIMIT:
             return None  # too long to tell this way
-        found = best_overlap(around, inner_y, len(inner_y), 0)
+        found = best_overlap(around, inner_y, len(inner_y))
         if found is None:  # no shift correlates positively
             return 0.0
         best = found.coefficient
