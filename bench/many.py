@@ -137,8 +137,9 @@ def _one_timeline(folder: Path, audio: np.ndarray, stranger, rng, name: str, pac
     first = min((k for k, f in enumerate(t.files[:EXCERPTS]) if not f.unplaced), key=lambda k: truth[k], default=0)
     truth = [x - truth[first] for x in truth]
     zero = t.files[first].offset_ms or 0.0
-    errors = [abs(f.offset_ms - zero - want) for f, want in zip(t.files, truth) if not f.unplaced]
-    wrong = [f.confidence for f, want in zip(t.files, truth) if not f.unplaced and abs(f.offset_ms - zero - want) > 1.0]
+    error = {k: abs(f.offset_ms - zero - want) for k, (f, want) in enumerate(zip(t.files, truth)) if not f.unplaced}
+    errors = list(error.values())
+    wrong = [t.files[k].confidence for k, e in error.items() if e > 1.0]
     # One pair that closes a cycle corrupted by 40 ms: the cycle must be seen to disagree (an
     # edge dropped); and which edge was dropped (a lone cycle cannot tell which pair is wrong:
     # its weakest goes).
