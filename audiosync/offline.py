@@ -11,6 +11,7 @@ import numpy as np
 from audiosync._sizes import working_length
 from audiosync.download import input_args
 from audiosync.errors import InputError, WindowError
+from audiosync.halves import Halves, splittable
 from audiosync.lagmap import BREAK_MS, LagMap, anchor, lag_map, warp
 from audiosync.matches import find_matches
 from audiosync.method import Estimate, estimate, make_correlator
@@ -19,7 +20,7 @@ from audiosync.producer import Producer
 from audiosync.results import Match, Progress, SyncResult
 from audiosync.xcorr import Correlator
 
-__all__ = ["compare", "decode_inputs", "locate", "sync_files"]
+__all__ = ["compare", "decode_inputs", "locate", "sync_files", "wait_decoded"]
 
 # Without max_seconds, inputs are read up to this long; the buffers are
 # zero-filled lazily, so an unused capacity costs no memory.
@@ -48,8 +49,11 @@ def _windowed(args: list[str], window: tuple[float, float | None] | None) -> lis
 
 
 def decode_inputs(inputs, sample_rate: int, max_seconds: float | None = None,
-                  timeout: float | None = None, windows=None) -> tuple[list[np.ndarray], bool]:
+                  timeout: float | None = None, windows=None, halves: bool = True) -> tuple[list[np.ndarray], bool]:
     """Decode every input whole, at once (one ffmpeg each), to mono float32 at ``sample_rate``.
+
+    ``halves``: a long local file without a window (and no ``timeout``) is
+    also decoded from its middle by a second ffmpeg (:mod:`audiosync.halves`).
 
     Returns the arrays and whether every input ended before ``timeout``
     (else each array holds what was decoded by then). ``windows``: one
@@ -60,19 +64,28 @@ def decode_inputs(inputs, sample_rate: int, max_seconds: float | None = None,
     args = [_windowed(input_args(url), w) for url, w in zip(inputs, windows)]
     capacity = int(round((max_seconds or _DEFAULT_MAX_S) * sample_rate))
     cond = threading.Condition()
-    producers: list[Producer] = []
+    producers: list = []
+    deadline = None if timeout is None else time.monotonic() + timeout
+    finished = False
     try:
         for i, a in enumerate(args):
-            producers.append(Producer(f"input{i}", a, sample_rate, capacity, cond))
-        with cond:
-            finished = cond.wait_for(lambda: all(p.done for p in producers), timeout)
-            counts = [p.count for p in producers]
-            errors = [p.error for p in producers]
+            producers.append(Producer(f"input{i}", a, sample_rate, capacity, cond, buffered=True))
+        if halves and timeout is None:
+            # A long local file also decoded from its middle on another core (the first
+            # ffmpeg is already running while ffprobe reads the header).
+            for i, (a, w) in enumerate(zip(args, windows)):
+                at = splittable(a[-1], sample_rate, capacity) if w is None and a[-2:-1] == ["-i"] else None
+                if at is not None:
+                    producers[i] = Halves(f"input{i}", a[-1], at, producers[i], cond)
+        finished = wait_decoded(producers, cond, deadline)
     finally:
         # Stop decoding now: after a timeout an endless input would otherwise go
         # on filling its buffer. The buffers stay valid.
         for p in producers:
             p.stop()
+    with cond:
+        counts = [p.count for p in producers]
+        errors = [p.error for p in producers]
     for i, (url, count, error) in enumerate(zip(inputs, counts, errors)):
         if count == 0 and finished and not error and windows[i] is not None:
             name = _WINDOW_NAMES[i] if len(inputs) == 2 else f"window {i}"
@@ -84,6 +97,24 @@ def decode_inputs(inputs, sample_rate: int, max_seconds: float | None = None,
         if count < 2:
             raise InputError(f"{str(url)!r} holds fewer than 2 samples of audio")
     return [p.buffer[:count] for p, count in zip(producers, counts)], bool(finished)
+
+
+def wait_decoded(producers: list, cond: threading.Condition, deadline: float | None = None) -> bool:
+    """Wait until every producer is done (True) or ``deadline`` (a ``time.monotonic()``) passes
+    (False), splicing each :class:`Halves` as soon as its halves overlap."""
+    def ready():
+        return all(p.done for p in producers) or any(isinstance(p, Halves) and p.wants_check() for p in producers)
+
+    while True:
+        with cond:
+            cond.wait_for(ready, None if deadline is None else max(0.0, deadline - time.monotonic()))
+            if all(p.done for p in producers):
+                return True
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+        for p in producers:
+            if isinstance(p, Halves):
+                p.check()  # outside the condition: it may stop an ffmpeg
 
 
 def compare(ref: np.ndarray, oth: np.ndarray, method: str, sample_rate: int) -> tuple[int, float, Estimate]:

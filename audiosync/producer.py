@@ -37,10 +37,11 @@ class Producer:
     Attributes read by the consumer under ``cond``: ``count`` (samples
     ready), ``done`` (no more will come), ``error`` (ffmpeg's complaint when
     it failed), ``anchor`` (estimated ``time.monotonic()`` of sample 0).
+    ``buffered``: see :func:`audiosync.ffmpeg.pcm_output` (a download, never a capture).
     """
 
     def __init__(self, name: str, input_args: list[str], rate: int, capacity: int,
-                 cond: threading.Condition):
+                 cond: threading.Condition, buffered: bool = False):
         self.name = name
         self.rate = rate
         self.cond = cond
@@ -51,7 +52,7 @@ class Producer:
         self.error: str | None = None
         self.anchor: float | None = None
         self._stopping = False
-        self._argv = ffmpeg.command(*input_args, *ffmpeg.pcm_output(rate))
+        self._argv = ffmpeg.command(*input_args, *ffmpeg.pcm_output(rate, buffered=buffered))
         self._stderr = tempfile.TemporaryFile()
         try:
             self._proc = subprocess.Popen(

@@ -212,7 +212,8 @@ class _Run:
             self.recorder.prepare()
             # The whole song: the buffer's pages are only touched as ffmpeg fills them.
             self.download = Producer("download", download_args, self.rate,
-                                     int(round(self.options.max_download_s * self.rate)), self.job.condition)
+                                     int(round(self.options.max_download_s * self.rate)), self.job.condition,
+                                     buffered=True)
             self._start_recording()
             return self._schedule()
         finally:

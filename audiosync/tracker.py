@@ -237,7 +237,7 @@ class Tracker:
         capacity = int(round(self.options.max_download_s * self.rate))
         try:
             producer = Producer("download", input_args(self.url, self.options.use_ytdlp), self.rate, capacity,
-                                self._cond)
+                                self._cond, buffered=True)
         except (AudiosyncError, OSError, ValueError) as exc:
             self.error = str(exc)
             self._report(confident=False, reason="failed")

@@ -28,7 +28,7 @@ LAYERS = [
     {"_xcorr", "wisdom"},                              # the kernel; wisdom on disk
     {"xcorr", "ffmpeg", "download", "capture"},        # validated wrapper; inputs
     {"method", "producer", "exports", "ring"},         # the decision rule; producer threads; timeline files; a ring
-    {"lagmap", "matches", "overlap"},                  # the lag over time; every match; best overlap
+    {"lagmap", "matches", "overlap", "halves"},        # the lag over time; every match; best overlap; split decoding
     {"options", "results"},                            # a sync's options and answers
     {"session", "offline"},                            # the job; whole-file sync
     {"tracker"},                                       # following the player

@@ -1,0 +1,176 @@
+"""One long file decoded as two halves at once, spliced only where the halves are proven equal.
+
+Decoding is the floor of an offline sync, and ffmpeg's audio decoders use
+one core. A second ffmpeg that seeks to the middle (``-ss``) decodes the
+second half on the other core while the first decodes from the start. A
+seek lands on the stream's timestamps, which can be off by some samples
+(Opus in WebM: 128 at 16 kHz), and some decoders (AAC, Vorbis) do not give
+the same samples after a seek: so the splice is made only where a second
+of the second half equals the first half's audio (to float rounding) at
+one offset. Otherwise the first half simply goes on to the end, as one
+ffmpeg would have: never a different answer, at worst no gain.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import threading
+
+import numpy as np
+
+from audiosync.producer import Producer
+
+__all__ = ["SPLIT_MIN_S", "Halves", "probe"]
+
+# Shorter files decode in half a second: a second ffmpeg (and ffprobe) would cost what it saves.
+SPLIT_MIN_S = 120.0
+# Slow decoders (a 10-minute song takes a second or more) whose output after a seek was found
+# equal to a whole decode's (ffmpeg 5.1). FLAC and PCM are exact too but decode too fast to gain.
+_SPLIT_CODECS = ("opus", "mp3")
+# Not worth the ffprobe: fast decoders, and AAC (not the same samples after a seek).
+_WHOLE_SUFFIXES = (".wav", ".flac", ".aif", ".aiff", ".w64", ".m4a", ".aac")
+_PROBE_TIMEOUT_S = 5.0
+_SKIP_S = 0.5    # past the second half's first samples (a decoder's warm-up, if any)
+_CHECK_S = 1.0   # the audio compared sample for sample
+_REACH_S = 0.25  # how far the seek may land from where it was asked
+# Relative squared difference allowed: exactly equal decodes give 0, an AAC seek about 1e-3.
+_EQUAL = 1e-9
+_SILENT_RMS = 1e-4  # too quiet to prove anything: no splice
+
+
+def probe(path: str) -> tuple[float, str] | None:
+    """(duration_s, codec) of a local file's first audio stream, or None when ffprobe cannot tell."""
+    exe = shutil.which("ffprobe")
+    if not exe:
+        return None
+    try:
+        out = subprocess.run([exe, "-v", "error", "-select_streams", "a:0", "-show_entries",
+                              "stream=codec_name:format=duration", "-of", "json", "-i", path],
+                             stdin=subprocess.DEVNULL, capture_output=True, timeout=_PROBE_TIMEOUT_S).stdout
+        info = json.loads(out or b"{}")
+        return float(info["format"]["duration"]), str(info["streams"][0]["codec_name"])
+    except (OSError, subprocess.SubprocessError, ValueError, KeyError, IndexError, TypeError):
+        return None
+
+
+def splittable(url: str, rate: int, capacity: int) -> float | None:
+    """Where to split the input ffmpeg reads as ``url`` (seconds), or None to decode it whole: only
+    local files (``file:PATH``, as :func:`audiosync.download.input_args` gives them) are split."""
+    if (os.cpu_count() or 1) < 2 or not url.startswith("file:") or not os.path.isfile(url[5:]) \
+            or url.lower().endswith(_WHOLE_SUFFIXES):
+        return None
+    path = url
+    info = probe(path)
+    if info is None:
+        return None
+    duration, codec = info
+    if codec not in _SPLIT_CODECS or not SPLIT_MIN_S <= duration <= capacity / rate:
+        return None
+    return round(duration / 2, 2)  # a whole number of samples at every common rate
+
+
+class Halves:
+    """A :class:`Producer` look-alike for one local file: ``first`` decodes from the start, ``second``
+    from ``at_s``; :meth:`check` splices them once they overlap, :meth:`finish` joins the audio.
+
+    Read under the shared condition: ``done``, ``count``, ``error``, :meth:`wants_check`.
+    """
+
+    def __init__(self, name: str, path: str, at_s: float, first: Producer, cond: threading.Condition):
+        self.name, self.rate, self.cond = name, first.rate, cond
+        self.first = first
+        self.at = int(round(at_s * self.rate))
+        self._skip, self._check = int(_SKIP_S * self.rate), int(_CHECK_S * self.rate)
+        self._reach = int(_REACH_S * self.rate)
+        self.second: Producer | None = Producer(f"{name}-second", ["-ss", f"{at_s:.2f}", "-i", path], self.rate,
+                                                len(first.buffer) - self.at + self._reach, cond,
+                                                buffered=True)
+        self.offset: int | None = None  # where second's sample 0 lies in first, once proven
+        self._finished = False
+
+    @property
+    def buffer(self) -> np.ndarray:
+        return self.first.buffer
+
+    @property
+    def count(self) -> int:
+        if self.offset is not None and self.second is not None:
+            return self.offset + min(self.second.count, len(self.first.buffer) - self.offset)
+        return self.first.count
+
+    @property
+    def error(self) -> str | None:
+        return self.first.error
+
+    @property
+    def done(self) -> bool:
+        if self.first.done and (self.offset is None or self.first.error):
+            return True  # the first half read the whole file (or failed): it is the answer
+        return self.offset is not None and self.second is not None and self.second.done
+
+    def _need(self) -> tuple[int, int]:
+        """The samples each half must hold for the comparison."""
+        return self.at + self._reach + self._skip + self._check, self._skip + self._check
+
+    def wants_check(self) -> bool:
+        """Whether :meth:`check` has something to do (called under the condition)."""
+        if self.offset is not None or self.second is None:
+            return False
+        first_need, second_need = self._need()
+        second_short = self.second.done and (self.second.count < second_need or self.second.error)
+        return (self.first.count >= first_need and self.second.count >= second_need) or self.first.done \
+            or second_short
+
+    def check(self) -> None:
+        """Splice when both halves hold the comparison, else drop the second. Outside the condition."""
+        with self.cond:
+            if not self.wants_check():
+                return
+            second_ok = self.second.error is None and not self.first.done  # a whole first half: kept
+        first_need, second_need = self._need()
+        # Past wants_check, the halves' audio up to these counts is written and stays as it is.
+        enough = self.first.count >= first_need and self.second.count >= second_need and second_ok
+        offset = self._offset() if enough else None
+        if offset is None:
+            second, self.second = self.second, None
+            second.stop()
+            return
+        with self.cond:
+            self.offset = offset
+        self.first.stop()  # its audio up to the splice is kept; the second half reads the rest
+
+    def _offset(self) -> int | None:
+        """Where second's sample 0 lies in first, when a second of it equals first's audio there."""
+        seg = np.asarray(self.second.buffer[self._skip:self._skip + self._check], np.float64)
+        energy = float(np.dot(seg, seg))
+        if energy <= (_SILENT_RMS ** 2) * len(seg):
+            return None
+        start = self.at - self._reach + self._skip
+        around = np.asarray(self.first.buffer[start:start + self._check + 2 * self._reach], np.float64)
+        size = 1 << (len(around) + len(seg)).bit_length()
+        corr = np.fft.irfft(np.fft.rfft(around, size) * np.conj(np.fft.rfft(seg, size)), size)
+        shift = int(np.argmax(corr[:len(around) - len(seg) + 1]))
+        diff = around[shift:shift + len(seg)] - seg
+        if float(np.dot(diff, diff)) > _EQUAL * energy:
+            return None
+        return start + shift - self._skip
+
+    def finish(self) -> None:
+        """Copy the second half after the first's audio (once both have stopped)."""
+        if self._finished:
+            return
+        self._finished = True
+        if self.offset is not None and self.second is not None:
+            count = min(self.second.count, len(self.first.buffer) - self.offset)
+            self.first.buffer[self.offset + self._skip:self.offset + count] = self.second.buffer[self._skip:count]
+            self.second.buffer = np.zeros(0, np.float32)  # its memory back before the correlation
+
+    def stop(self) -> None:
+        """Stop both ffmpeg (idempotent) and join the audio."""
+        self.first.stop()
+        if self.second is not None:
+            self.second.stop()
+        self.finish()

@@ -1,0 +1,121 @@
+"""A long file decoded as two halves at once: the splice gives a whole decode's samples, and where
+the halves differ (AAC after a seek, silence at the seam) the first half goes on alone."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from audiosync import halves, offline
+from audiosync.halves import Halves, splittable
+from audiosync.producer import Producer
+from audiosync.synth import make_song
+
+from helpers import RATE, decode, ffmpeg, needs_ffmpeg, write_wav
+
+pytestmark = needs_ffmpeg
+SR = 16000
+LONG_S = 150.0  # over SPLIT_MIN_S
+
+
+@pytest.fixture(scope="module")
+def long_files(tmp_path_factory) -> dict:
+    d = tmp_path_factory.mktemp("halves")
+    song = make_song(LONG_S, RATE, seed=7)
+    wav = write_wav(d / "long.wav", song)
+    quiet = song.copy()
+    quiet[int(60 * RATE):int(90 * RATE)] = 0.0  # digital silence across the middle
+    files = {"wav": wav, "quiet_wav": write_wav(d / "quiet.wav", quiet)}
+    for name, src, codec in (("webm", wav, ["-c:a", "libopus", "-b:a", "96k"]),
+                             ("mp3", wav, ["-c:a", "libmp3lame", "-b:a", "160k"]),
+                             ("m4a", wav, ["-c:a", "aac", "-b:a", "128k"]),
+                             ("quiet_webm", files["quiet_wav"], ["-c:a", "libopus", "-b:a", "96k"])):
+        ext = name.split("_")[-1]
+        files[name] = d / f"{name}.{ext}"
+        ffmpeg("-i", str(src), *codec, str(files[name]))
+    ffmpeg("-i", str(wav), "-t", "30", "-c:a", "libopus", str(d / "short.webm"))
+    files["short"] = d / "short.webm"
+    return files
+
+
+def _decode_halves(path, at_s: float) -> Halves:
+    """One file through a Halves split at ``at_s``, run to the end."""
+    cond = threading.Condition()
+    url = f"file:{path}"
+    first = Producer("first", ["-i", url], SR, int(LONG_S * 2 * SR), cond, buffered=True)
+    h = Halves("input", url, at_s, first, cond)
+    try:
+        assert offline.wait_decoded([h], cond)
+    finally:
+        h.stop()
+    return h
+
+
+@pytest.mark.parametrize("kind", ["webm", "mp3"])
+def test_split_decode_gives_the_whole_decode(long_files, monkeypatch, kind):
+    made = []
+
+    class Recorded(Halves):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(offline, "Halves", Recorded)
+    path = long_files[kind]
+    (split,), finished = offline.decode_inputs((path,), SR)
+    assert finished
+    assert len(made) == 1 and made[0].offset is not None, "the file was not decoded as two halves"
+    # The seek lands where the container's timestamps say (Opus in WebM: 128 samples early);
+    # the splice puts the second half where its audio is.
+    assert abs(made[0].offset - made[0].at) < int(0.25 * SR)
+    whole = decode(path, SR)
+    assert len(split) == len(whole)
+    np.testing.assert_allclose(split, whole, rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(split, offline.decode_inputs((path,), SR, halves=False)[0][0])
+
+
+def test_halves_that_differ_are_not_spliced(long_files):
+    # AAC's decoder does not give the same samples after a seek: the first half reads on.
+    h = _decode_halves(long_files["m4a"], 75.0)
+    assert h.offset is None and h.second is None
+    np.testing.assert_array_equal(h.buffer[:h.count], decode(long_files["m4a"], SR))
+
+
+def test_silence_at_the_seam_proves_nothing(long_files):
+    h = _decode_halves(long_files["quiet_webm"], 75.0)
+    assert h.offset is None
+    np.testing.assert_array_equal(h.buffer[:h.count], decode(long_files["quiet_webm"], SR))
+
+
+def test_a_seek_past_the_end_leaves_the_first_half_alone(long_files):
+    h = _decode_halves(long_files["webm"], LONG_S + 20.0)
+    assert h.offset is None
+    np.testing.assert_array_equal(h.buffer[:h.count], decode(long_files["webm"], SR))
+
+
+def test_which_inputs_are_split(long_files, monkeypatch):
+    cap = int(3600 * SR)
+    at = splittable(f"file:{long_files['webm']}", SR, cap)
+    assert at is not None and abs(at - LONG_S / 2) < 1.0
+    assert splittable(f"file:{long_files['mp3']}", SR, cap) is not None
+    assert splittable(f"file:{long_files['short']}", SR, cap) is None          # too short to gain
+    assert splittable(f"file:{long_files['wav']}", SR, cap) is None            # decodes fast anyway
+    assert splittable(f"file:{long_files['m4a']}", SR, cap) is None            # AAC: not equal after a seek
+    assert splittable(f"file:{long_files['webm']}", SR, int(60 * SR)) is None  # longer than max_seconds
+    assert splittable("http://127.0.0.1:9/long.webm", SR, cap) is None         # only local files
+    monkeypatch.setattr(halves.shutil, "which", lambda name: None)
+    assert splittable(f"file:{long_files['webm']}", SR, cap) is None           # no ffprobe: whole
+
+
+def test_sync_files_on_a_split_reference(long_files, tmp_path):
+    # A capture from 100 s (in the second half): the lag is where it is in a whole decode.
+    song = decode(long_files["wav"], SR)
+    clip = write_wav(tmp_path / "clip.wav", song[int(100.25 * SR):int(115.25 * SR)], SR)
+    from audiosync import sync_files
+    r = sync_files(long_files["webm"], clip)
+    assert r.confident
+    whole = sync_files(long_files["webm"], clip, reference_window=(0.0, LONG_S + 1))  # a window: one ffmpeg
+    assert abs(r.lag_ms - whole.lag_ms) < 0.01
+    assert abs(r.lag_ms - 100250.0) < 1.0
