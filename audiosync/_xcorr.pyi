@@ -41,4 +41,5 @@ def correlate(
     weights: npt.NDArray[np.float32] | None = ...,
     beta: float = ...,
     guard: int = ...,
+    given: Spectrum | None = ...,
 ) -> tuple[int, _Found | None]: ...

@@ -10,7 +10,7 @@ coefficient runs with the GIL released. Plans come from _planner.pyx.
 cimport cython
 from libc.math cimport sqrt, log2, cos, M_PI, fabs, frexp, ldexp, pow
 from libc.stdlib cimport malloc, free
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 
 from audiosync._fftw cimport (
     fftw_plan, fftwf_plan, fftw_complex, fftwf_complex,
@@ -298,6 +298,8 @@ cdef struct Search:
     double beta             # whitening exponent, 0 for none
     Py_ssize_t guard        # half-width of the zone left out of the second peak
     Py_ssize_t fade
+    const void *given       # the sample's own spectrum (made by spectrum()), or NULL
+    double given_sumsq
 
 
 cdef struct Lags:
@@ -531,9 +533,13 @@ cdef int _correlate(const real_t *source, Py_ssize_t m, const real_t *sample, Py
     cdef double *bmax
     cdef Py_ssize_t peak = 0, second_at = -1
     cdef int status
-    if _load(sample, ns, a, s.n, &sample_sumsq, s.fade):
-        return ST_SAMPLE_NOT_FINITE
-    _r2c(s.r2c, a, b)
+    if s.given != NULL:  # transformed once for several searches: copied, as r2c would write it
+        memcpy(b, s.given, sizeof(fft_t) * 2 * (s.n // 2 + 1))
+        sample_sumsq = s.given_sumsq
+    else:
+        if _load(sample, ns, a, s.n, &sample_sumsq, s.fade):
+            return ST_SAMPLE_NOT_FINITE
+        _r2c(s.r2c, a, b)
     _cross_spectrum(spectrum, b, s.n // 2 + 1, s.weights, s.beta)
     _c2r(s.c2r, b, a)  # r, n times over, in a
 
@@ -616,7 +622,7 @@ def spectrum(const real_t[::1] source, Py_ssize_t n, bint single, object owner, 
 
 def correlate(Spectrum spec, const real_t[::1] source, const real_t[::1] sample,
               Py_ssize_t lo, Py_ssize_t hi, bint refine,
-              const float[:] weights=None, double beta=0.0, Py_ssize_t guard=0):
+              const float[:] weights=None, double beta=0.0, Py_ssize_t guard=0, Spectrum given=None):
     """Return (status, (lag, fraction, coefficient, value, second, second_lag, rms)) of ``sample``
     against the source of ``spec``: the fields of ``audiosync.xcorr.Peak``.
 
@@ -624,7 +630,9 @@ def correlate(Spectrum spec, const real_t[::1] source, const real_t[::1] sample,
     dtype; lags are searched in [lo, hi]. ``weights`` (one per frequency
     bin, or None) and ``beta`` (whitening exponent, 0 for none) shape the
     cross-spectrum; ``guard`` is the half-width, in samples, of the zone
-    around the peak left out of ``second``.
+    around the peak left out of ``second``. ``given``: the sample's own
+    spectrum (``spectrum(sample, spec.n, spec.single, sample, spec.fade)``),
+    so that several searches of one sample transform it once.
     """
     cdef Py_ssize_t n = spec.n
     cdef Found found
@@ -645,6 +653,11 @@ def correlate(Spectrum spec, const real_t[::1] source, const real_t[::1] sample,
     search.source_sumsq, search.lo, search.hi = spec.sumsq, lo, hi
     search.refine = refine and spec.single  # double precision needs no settling
     search.beta, search.guard, search.fade = beta, guard, spec.fade
+    search.given, search.given_sumsq = NULL, 0.0
+    if given is not None:
+        if given.n != n or given.single != spec.single or given.fade != spec.fade or given.m != sample.shape[0]:
+            raise ValueError("the given spectrum is not the sample's at this transform")
+        search.given, search.given_sumsq = given.data, given.sumsq
     # Each call owns its buffers, so concurrent calls share only plans and spectrum.
     cdef size_t elem = sizeof(float) if spec.single else sizeof(double)
     cdef void *a = _take(elem * n)

@@ -262,7 +262,8 @@ def estimate(correlator: Correlator, sample: np.ndarray, method: str, rate: int,
     lags the chance is counted over when more were looked at than ``lags``
     holds (every match of a clip is looked for over the whole range).
     ``beside=True`` makes the plain correlation (for :func:`lead`) in a
-    thread beside the phase transform, joined before returning: the kernel
+    thread beside the phase transform, joined before returning, and the
+    sample's transform beside the source's, once for both: the kernel
     releases the GIL and each call owns its buffers, so a second core
     halves the wait, for a second set of transform buffers. Only
     :func:`audiosync.sync_files`, which runs threads of its own anyway,
@@ -285,10 +286,17 @@ def estimate(correlator: Correlator, sample: np.ndarray, method: str, rate: int,
             return NOTHING
     weights = _weights(correlator, sample, rate)
     guard = int(round(GUARD_S * rate))
-    plain = _Beside(correlator.find, sample, lags=(lo, hi), weights=weights, beta=0.0, guard=guard) \
-        if beside else None
+    spectrum = None
+    if beside:  # the sample transformed once, while the source is
+        made = _Beside(correlator.sample_spectrum, sample)
+        try:
+            correlator.prepare()
+        finally:
+            spectrum = made.result()  # None when it could not be made: each find makes its own
+    plain = _Beside(correlator.find, sample, lags=(lo, hi), weights=weights, beta=0.0, guard=guard,
+                    spectrum=spectrum) if beside else None
     try:
-        peak = correlator.find(sample, lags=(lo, hi), weights=weights, beta=1.0, guard=guard)
+        peak = correlator.find(sample, lags=(lo, hi), weights=weights, beta=1.0, guard=guard, spectrum=spectrum)
     except SilentInputError:
         peak = None
     except BaseException:

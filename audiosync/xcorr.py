@@ -158,13 +158,30 @@ class Correlator:
         peak = self.find(sample, lags=lags)
         return Correlation(peak.lag, peak.coefficient)
 
+    def sample_spectrum(self, sample: np.ndarray):
+        """``sample``'s own transform at this correlator's size, for :meth:`find` to use (``spectrum=``)
+        when one sample is searched for several ways: transformed once, and while the source's
+        transform is made (the kernel releases the GIL). ``sample`` must be of the source's dtype."""
+        smp = _as_signal(sample, "sample")
+        if smp.dtype != self.source.dtype or smp.shape[0] > self.max_sample_length:
+            raise ValueError("sample_spectrum needs a sample of the source's dtype, no longer than "
+                             "max_sample_length")
+        status, spec = _xcorr.spectrum(smp, self.n, self.precision == "single", smp, self.fade)
+        _raise_for(_xcorr.SAMPLE_NOT_FINITE if status == _xcorr.SOURCE_NOT_FINITE else status, self.n)
+        return spec
+
+    def prepare(self) -> None:
+        """Make the source's transform now (else the first :meth:`find` makes it)."""
+        self._spectrum(self.precision)
+
     def find(self, sample: object, *, lags: tuple[int, int] | None = None,
-             weights: np.ndarray | None = None, beta: float = 0.0, guard: int = 0) -> Peak:
+             weights: np.ndarray | None = None, beta: float = 0.0, guard: int = 0, spectrum=None) -> Peak:
         """The kernel's whole answer: lag, sub-sample fraction, coefficient, peak, second peak and RMS.
 
         ``weights`` (float32, one per frequency bin of the transform) and
         ``beta`` (1 for the phase transform) shape the cross-spectrum; the
         second peak is the largest more than ``guard`` samples from the peak.
+        ``spectrum``: :meth:`sample_spectrum` of this very ``sample``.
         """
         smp = _as_signal(sample, "sample")
         m = self.source.shape[0]
@@ -191,7 +208,7 @@ class Correlator:
                 self._spectra.clear()
         status, found = _xcorr.correlate(
             self._spectrum(self.precision), self.source, smp, lo, hi, self.precision == "single",
-            weights, beta, guard)
+            weights, beta, guard, spectrum)
         if status == _xcorr.NEED_DOUBLE:  # too many near-ties for single precision
             status, found = _xcorr.correlate(self._spectrum("double"), self.source, smp, lo, hi, False,
                                              weights, beta, guard)

@@ -388,3 +388,28 @@ def test_each_kernel_status_has_its_own_error():
     assert not isinstance(caught.value, SilentInputError)
     with pytest.raises(ValueError, match="sample contains NaN"):
         correlator.find(np.r_[source[:10], np.nan])
+
+
+@pytest.mark.parametrize("precision", ["single", "double"])
+def test_a_sample_transformed_once_finds_what_each_find_does(precision):
+    # estimate() transforms the sample once for the phase transform and the plain search:
+    # the kernel's answer with the given transform is the one it makes itself, to the bit.
+    rng = np.random.default_rng(11)
+    dtype = np.float32 if precision == "single" else np.float64
+    source = rng.standard_normal(30_000).astype(dtype)
+    sample = (source[7000:12_000] + 0.5 * rng.standard_normal(5000)).astype(dtype)
+    correlator = Correlator(source, max_sample_length=5000, linear=True, precision=precision, fade=64)
+    spectrum = correlator.sample_spectrum(sample)
+    weights = np.linspace(1.0, 0.0, correlator.n // 2 + 1).astype(np.float32)
+    for kwargs in ({}, {"weights": weights, "beta": 1.0, "guard": 300}, {"lags": (6000, 20_000), "beta": 0.5}):
+        assert correlator.find(sample, spectrum=spectrum, **kwargs) == correlator.find(sample, **kwargs)
+    assert correlator.find(sample, spectrum=spectrum).lag == 7000
+    other = Correlator(source[:20_000], max_sample_length=5000, linear=True, precision=precision, fade=64)
+    with pytest.raises(ValueError, match="not the sample's"):
+        other.find(sample, spectrum=spectrum)  # a transform of another size
+    with pytest.raises(ValueError, match="not the sample's"):
+        correlator.find(sample[:4000], spectrum=spectrum)  # of another sample
+    bad = sample.copy()
+    bad[3] = np.nan
+    with pytest.raises(ValueError, match="sample contains NaN"):
+        correlator.sample_spectrum(bad)
