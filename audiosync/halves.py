@@ -67,9 +67,10 @@ def splittable(url: str, rate: int, capacity: int) -> float | None:
     if info is None:
         return None
     duration, codec = info
-    if codec not in _SPLIT_CODECS or not SPLIT_MIN_S <= duration <= capacity / rate:
+    span = min(duration, capacity / rate)  # what is read: at most the buffer (max_seconds)
+    if codec not in _SPLIT_CODECS or span < SPLIT_MIN_S:
         return None
-    return round(duration / 2, 2)  # a whole number of samples at every common rate
+    return round(span / 2, 2)  # a whole number of samples at every common rate
 
 
 class Halves:

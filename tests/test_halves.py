@@ -74,6 +74,10 @@ def test_split_decode_gives_the_whole_decode(long_files, monkeypatch, kind):
     assert len(split) == len(whole)
     np.testing.assert_allclose(split, whole, rtol=0, atol=1e-6)
     np.testing.assert_array_equal(split, offline.decode_inputs((path,), SR, halves=False)[0][0])
+    # Reading at most max_seconds: the halves split what is read, and stop where one ffmpeg would.
+    (part,), _ = offline.decode_inputs((path,), SR, max_seconds=130.0)
+    assert len(made) == 2 and made[1].offset is not None
+    np.testing.assert_array_equal(part, split[:int(130.0 * SR)])
 
 
 def test_halves_that_differ_are_not_spliced(long_files):
@@ -103,7 +107,8 @@ def test_which_inputs_are_split(long_files, monkeypatch):
     assert splittable(f"file:{long_files['short']}", SR, cap) is None          # too short to gain
     assert splittable(f"file:{long_files['wav']}", SR, cap) is None            # decodes fast anyway
     assert splittable(f"file:{long_files['m4a']}", SR, cap) is None            # AAC: not equal after a seek
-    assert splittable(f"file:{long_files['webm']}", SR, int(60 * SR)) is None  # longer than max_seconds
+    assert splittable(f"file:{long_files['webm']}", SR, int(130 * SR)) == 65.0  # max_seconds: what is read
+    assert splittable(f"file:{long_files['webm']}", SR, int(100 * SR)) is None  # too little of it read
     assert splittable("http://127.0.0.1:9/long.webm", SR, cap) is None         # only local files
     monkeypatch.setattr(halves.shutil, "which", lambda name: None)
     assert splittable(f"file:{long_files['webm']}", SR, cap) is None           # no ffprobe: whole
