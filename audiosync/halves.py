@@ -86,9 +86,12 @@ class Halves:
         self.at = int(round(at_s * self.rate))
         self._skip, self._check = int(_SKIP_S * self.rate), int(_CHECK_S * self.rate)
         self._reach = int(_REACH_S * self.rate)
-        self.second: Producer | None = Producer(f"{name}-second", ["-ss", f"{at_s:.2f}", "-i", path], self.rate,
-                                                len(first.buffer) - self.at + self._reach, cond,
-                                                buffered=True)
+        try:
+            self.second: Producer | None = Producer(
+                f"{name}-second", ["-ss", f"{at_s:.2f}", "-i", path], self.rate,
+                len(first.buffer) - self.at + self._reach, cond, buffered=True)
+        except OSError:  # no second process today: the first reads on alone
+            self.second = None
         self.offset: int | None = None  # where second's sample 0 lies in first, once proven
         self._finished = False
 

@@ -22,6 +22,7 @@ whole reference at a low rate.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, replace
 from typing import NamedTuple
 
@@ -42,6 +43,7 @@ BREAK_MS = 1.0         # a window this far off the line (and beyond its noise) i
 MIN_FIT = 3            # windows needed for a drift
 SHARED_SAMPLES = 0.1   # a lag error (samples) the windows can share: a floor under drift_ppm_error
 MAX_WIDE = 8           # windows looked for in the whole reference, at most (each costs a whole search)
+PROBE_WINDOWS = 24     # with twice as many windows or more, the first line comes from about this many
 
 
 class MapPoint(NamedTuple):
@@ -95,9 +97,11 @@ def _along(ref: np.ndarray, positions: np.ndarray) -> np.ndarray:
     t = positions - i
     inside = (i >= 1) & (i < len(ref) - 2)
     i = np.where(inside, i, 1)
-    p0, p1, p2, p3 = (ref[i + k].astype(np.float64) for k in (-1, 0, 1, 2))
+    # The positions need float64 (an hour is 5.8e7 samples); the weights and samples do not.
+    t = t.astype(np.float32)
+    p0, p1, p2, p3 = (np.asarray(ref[i + k], np.float32) for k in (-1, 0, 1, 2))
     y = p1 + 0.5 * t * (p2 - p0 + t * (2 * p0 - 5 * p1 + 4 * p2 - p3 + t * (3 * (p1 - p2) + p3 - p0)))
-    return np.where(inside, y, 0.0).astype(np.float32)
+    return np.where(inside, y, np.float32(0.0))
 
 
 def warp(oth: np.ndarray, slope: float) -> np.ndarray:
@@ -125,6 +129,16 @@ def _find_near(ref: np.ndarray, x: np.ndarray, s: int, start: float, slope: floa
     else:
         est = estimate(correlator, x, method, rate, "offline", lags=(0, 2 * margin))
     return replace(est, lag=est.lag - margin)
+
+
+def _each(fn, items: list) -> list:
+    """``[fn(x) for x in items]``, on two threads when there are two cores: the windows are
+    independent, and the kernel and numpy's large operations release the GIL."""
+    if len(items) < 2 or (os.cpu_count() or 1) < 2:
+        return [fn(x) for x in items]
+    from concurrent.futures import ThreadPoolExecutor  # here: `import audiosync` stays light
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="audiosync-window") as pool:
+        return list(pool.map(fn, items))
 
 
 def _agreeing(t: np.ndarray, lag: np.ndarray, tolerance: float) -> np.ndarray:
@@ -206,11 +220,18 @@ def lag_map(ref: np.ndarray, oth: np.ndarray, lag: float, rate: int, method: str
     found: dict[int, Estimate] = {}
     keep = np.zeros(0, bool)
     error = math.inf
-    for _ in range(3):
-        found = {s: est for s in starts
-                 if (est := _find_near(ref, oth[s:s + w], s, *line, margin, method, rate)) is not None}
+    # Many windows (an hour's 330): the first line from a spread few, so that every window is
+    # looked for once, along a line already as good as the few make it, and narrowly.
+    few = starts[::len(starts) // PROBE_WINDOWS] if len(starts) >= 2 * PROBE_WINDOWS else starts
+    for _ in range(3 if few is starts else 4):  # up to three rounds of all the windows
+        use, few = few, starts
+        looks = _each(lambda s, line=line, margin=margin: _find_near(ref, oth[s:s + w], s, *line, margin, method, rate),
+                      use)
+        found = {s: est for s, est in zip(use, looks) if est is not None}
         measured = line
         sure = [s for s in found if found[s].confidence >= min_confidence]
+        if len(sure) < 2 and use is not starts:
+            continue  # the few found too little: all of them, around the same line
         if len(sure) < 2:
             break
         t = np.array([s + w / 2 for s in sure], np.float64)
@@ -221,7 +242,7 @@ def lag_map(ref: np.ndarray, oth: np.ndarray, lag: float, rate: int, method: str
         line = (start, new_slope)
         residual = lags[keep] - (start + new_slope * t[keep])
         margin = int(math.ceil((float(np.max(np.abs(residual))) if keep.any() else 0.0) + FINAL_MARGIN_S * rate))
-        if settled:
+        if settled and use is starts:
             break
     start, slope = line
     points: list[MapPoint] = []
@@ -296,7 +317,8 @@ def anchor(ref: np.ndarray, oth: np.ndarray, rate: int, method: str, min_confide
     correlator = make_correlator(r, w, method, low)
     count = max(1, min(ANCHORS, len(o) // w))
     starts = np.linspace(0, len(o) - w, count).astype(int) if count > 1 else [0]
-    # One transform at a time (no beside=True): this is the path for inputs too long to spare memory.
+    # One transform at a time (not two threads, as the lag map's windows): this is the path for
+    # inputs too long to spare memory, and two would add 250 MB to an hour's peak.
     found = [(int(s), estimate(correlator, o[s:s + w], method, low, "offline")) for s in starts]
     del correlator, r, o
     free_buffers()  # the low-rate transform's buffers: the windows to come are much shorter

@@ -286,13 +286,18 @@ def estimate(correlator: Correlator, sample: np.ndarray, method: str, rate: int,
             return NOTHING
     weights = _weights(correlator, sample, rate)
     guard = int(round(GUARD_S * rate))
-    spectrum = None
-    if beside:  # the sample transformed once, while the source is
+    # The sample transformed once for both searches (beside: while the source is).
+    if beside:
         made = _Beside(correlator.sample_spectrum, sample)
         try:
             correlator.prepare()
         finally:
             spectrum = made.result()  # None when it could not be made: each find makes its own
+    else:
+        try:
+            spectrum = correlator.sample_spectrum(sample)
+        except ValueError:  # not finite, or of another dtype: find says which, or converts
+            spectrum = None
     plain = _Beside(correlator.find, sample, lags=(lo, hi), weights=weights, beta=0.0, guard=guard,
                     spectrum=spectrum) if beside else None
     try:
@@ -310,7 +315,7 @@ def estimate(correlator: Correlator, sample: np.ndarray, method: str, rate: int,
     if window is not None and window[0] <= peak.lag <= window[1]:
         searched = min(searched, window[1] - window[0] + 1)
     evidence, confidence = _judged(correlator, sample, weights, peak, searched)
-    margin = lead(correlator, sample, (lo, hi), weights, peak, rate, plain_peak)
+    margin = lead(correlator, sample, (lo, hi), weights, peak, rate, plain_peak, spectrum)
     if margin < LEAD_95:
         confidence = min(confidence, 0.5)
     if mode == "live" and n < MIN_CONFIDENT_S * rate - 1:
@@ -375,13 +380,14 @@ class _Beside:
 
 
 def lead(correlator: Correlator, sample: np.ndarray, lags: tuple[int, int], weights: np.ndarray,
-         peak, rate: int, plain=None) -> float:
+         peak, rate: int, plain=None, spectrum=None) -> float:
     """How much better the waveform matches at the peak than at any other likely place.
 
     The other places: the phase transform's second place, and the plain
     correlation's (the waveforms over the same bands, weighed by energy as
     Pearson is) best and second places, each more than GUARD_S from the
-    peak. The phase transform weighs every band alike: on loop-built music
+    peak (``plain``: that search when made already; ``spectrum``: the
+    sample's transform, see :meth:`Correlator.sample_spectrum`). The phase transform weighs every band alike: on loop-built music
     it can prefer a place that shares a faint band with the capture, or a
     louder near-copy of the passage, to the exact one. Returns the peak's
     Pearson coefficient minus the best of theirs (each over its own
@@ -393,7 +399,7 @@ def lead(correlator: Correlator, sample: np.ndarray, lags: tuple[int, int], weig
     places = {peak.second_lag}
     if plain is None:  # not found beside the phase transform: look now
         try:
-            plain = correlator.find(sample, lags=lags, weights=weights, beta=0.0, guard=guard)
+            plain = correlator.find(sample, lags=lags, weights=weights, beta=0.0, guard=guard, spectrum=spectrum)
         except ValueError:  # silent: nothing else to compare with
             plain = None
     if plain is not None:
