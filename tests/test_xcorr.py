@@ -262,6 +262,11 @@ def test_working_length_matches_brute_force():
 
     for m in range(1, 3000):
         assert working_length(m) == next(k for k in range(m, 2 * m + 2) if smooth(k))
+    # Large sizes: the smallest 7-smooth multiple of 16 (odd sizes transform slowly).
+    for m in [65536, 65537, 1_000_003, 3_720_087, 10_224_129, *range(200_000, 200_400)]:
+        n = working_length(m)
+        assert n >= m and n % 16 == 0 and smooth(n), m
+        assert not any(smooth(k) for k in range(-(-m // 16) * 16, n, 16)), m
 
 
 def test_kernel_refuses_a_transform_smaller_than_the_source():
