@@ -62,8 +62,7 @@ def splittable(url: str, rate: int, capacity: int) -> float | None:
     if (os.cpu_count() or 1) < 2 or not url.startswith("file:") or not os.path.isfile(url[5:]) \
             or url.lower().endswith(_WHOLE_SUFFIXES):
         return None
-    path = url
-    info = probe(path)
+    info = probe(url)
     if info is None:
         return None
     duration, codec = info
@@ -107,7 +106,9 @@ class Halves:
 
     @property
     def error(self) -> str | None:
-        return self.first.error
+        if self.first.error or self.offset is None or self.second is None:
+            return self.first.error
+        return self.second.error  # after the splice, the second half is the file's end
 
     @property
     def done(self) -> bool:
