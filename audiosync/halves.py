@@ -23,7 +23,7 @@ import numpy as np
 
 from audiosync.producer import Producer
 
-__all__ = ["SPLIT_MIN_S", "Halves", "probe"]
+__all__ = ["SPLIT_MIN_S", "Halves", "probe", "split_point", "splittable"]
 
 # Shorter files decode in half a second: a second ffmpeg (and ffprobe) would cost what it saves.
 SPLIT_MIN_S = 120.0
@@ -57,8 +57,9 @@ def probe(path: str) -> tuple[float, str] | None:
 
 
 def splittable(url: str, rate: int, capacity: int) -> float | None:
-    """Where to split the input ffmpeg reads as ``url`` (seconds), or None to decode it whole: only
-    local files (``file:PATH``, as :func:`audiosync.download.input_args` gives them) are split."""
+    """The seconds of the input ffmpeg reads as ``url`` that are to be decoded in two halves, or
+    None to decode it whole: only local files (``file:PATH``, as
+    :func:`audiosync.download.input_args` gives them) are split."""
     if (os.cpu_count() or 1) < 2 or not url.startswith("file:") or not os.path.isfile(url[5:]) \
             or url.lower().endswith(_WHOLE_SUFFIXES):
         return None
@@ -69,7 +70,14 @@ def splittable(url: str, rate: int, capacity: int) -> float | None:
     span = min(duration, capacity / rate)  # what is read: at most the buffer (max_seconds)
     if codec not in _SPLIT_CODECS or span < SPLIT_MIN_S:
         return None
-    return round(span / 2, 2)  # a whole number of samples at every common rate
+    return span
+
+
+def split_point(span_s: float, done_s: float) -> float:
+    """Where the second half starts, for ``span_s`` seconds to read of which the first ffmpeg has
+    decoded ``done_s`` (while ffprobe ran): the halves left to decode are equal, so that both
+    ffmpeg end together. Rounded to 10 ms, a whole number of samples at every common rate."""
+    return round((span_s + done_s) / 2, 2)
 
 
 class Halves:

@@ -123,7 +123,8 @@ def _find_near(ref: np.ndarray, x: np.ndarray, s: int, start: float, slope: floa
     if positions[0] < 1 or positions[-1] >= len(ref) - 2:
         return None
     y = _along(ref, positions)
-    correlator = make_correlator(y, w, method, rate)
+    # Lags 0 to 2 margin only, which never wrap in a transform as long as y: half the linear one.
+    correlator = make_correlator(y, w, method, rate, linear=False)
     if method == "phat":
         est = nearby(correlator, x, rate, (0, 2 * margin))
     else:

@@ -202,11 +202,12 @@ def _bins_upto(hz: float, step: float, count: int) -> int:
 
 
 def make_correlator(source: np.ndarray, max_sample_length: int, method: str, rate: int,
-                    precision: str = "single") -> Correlator:
-    """A linear correlator of ``source`` prepared for ``method`` (one of METHODS)."""
+                    precision: str = "single", linear: bool = True) -> Correlator:
+    """A correlator of ``source`` prepared for ``method`` (one of METHODS): linear (no wrap), or
+    circular (a transform as long as ``source``) for searches of lags that cannot wrap."""
     fade = int(round(FADE_S * rate)) if method == "phat" else 0
-    return Correlator(source, max_sample_length=max_sample_length, linear=True, fade=fade,
-                      precision=precision)
+    return Correlator(source, max_sample_length=max_sample_length if linear else None, linear=linear,
+                      fade=fade, precision=precision)
 
 
 def _weights(correlator: Correlator, sample: np.ndarray, rate: int) -> np.ndarray:

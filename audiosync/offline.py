@@ -11,7 +11,7 @@ import numpy as np
 from audiosync._sizes import working_length
 from audiosync.download import input_args
 from audiosync.errors import InputError, WindowError
-from audiosync.halves import Halves, splittable
+from audiosync.halves import SPLIT_MIN_S, Halves, split_point, splittable
 from audiosync.lagmap import BREAK_MS, LagMap, anchor, lag_map, warp
 from audiosync.matches import find_matches
 from audiosync.method import Estimate, estimate, make_correlator
@@ -74,9 +74,11 @@ def decode_inputs(inputs, sample_rate: int, max_seconds: float | None = None,
             # A long local file also decoded from its middle on another core (the first
             # ffmpeg is already running while ffprobe reads the header).
             for i, (a, w) in enumerate(zip(args, windows)):
-                at = splittable(a[-1], sample_rate, capacity) if w is None and a[-2:-1] == ["-i"] else None
-                if at is not None:
-                    producers[i] = Halves(f"input{i}", a[-1], at, producers[i], cond)
+                span = splittable(a[-1], sample_rate, capacity) if w is None and a[-2:-1] == ["-i"] else None
+                if span is not None:
+                    at = split_point(span, producers[i].count / sample_rate)
+                    if at < span - SPLIT_MIN_S / 4:  # else the first ffmpeg is nearly there alone
+                        producers[i] = Halves(f"input{i}", a[-1], at, producers[i], cond)
         finished = wait_decoded(producers, cond, deadline)
     finally:
         # Stop decoding now: after a timeout an endless input would otherwise go

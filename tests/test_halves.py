@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from audiosync import halves, offline
-from audiosync.halves import Halves, splittable
+from audiosync.halves import Halves, split_point, splittable
 from audiosync.producer import Producer
 from audiosync.synth import make_song
 
@@ -101,17 +101,24 @@ def test_a_seek_past_the_end_leaves_the_first_half_alone(long_files):
 
 def test_which_inputs_are_split(long_files, monkeypatch):
     cap = int(3600 * SR)
-    at = splittable(f"file:{long_files['webm']}", SR, cap)
-    assert at is not None and abs(at - LONG_S / 2) < 1.0
+    span = splittable(f"file:{long_files['webm']}", SR, cap)
+    assert span is not None and abs(span - LONG_S) < 1.0
     assert splittable(f"file:{long_files['mp3']}", SR, cap) is not None
     assert splittable(f"file:{long_files['short']}", SR, cap) is None          # too short to gain
     assert splittable(f"file:{long_files['wav']}", SR, cap) is None            # decodes fast anyway
     assert splittable(f"file:{long_files['m4a']}", SR, cap) is None            # AAC: not equal after a seek
-    assert splittable(f"file:{long_files['webm']}", SR, int(130 * SR)) == 65.0  # max_seconds: what is read
+    assert splittable(f"file:{long_files['webm']}", SR, int(130 * SR)) == 130.0  # max_seconds: what is read
     assert splittable(f"file:{long_files['webm']}", SR, int(100 * SR)) is None  # too little of it read
     assert splittable("http://127.0.0.1:9/long.webm", SR, cap) is None         # only local files
     monkeypatch.setattr(halves.shutil, "which", lambda name: None)
     assert splittable(f"file:{long_files['webm']}", SR, cap) is None           # no ffprobe: whole
+
+
+def test_the_split_leaves_both_ffmpeg_as_much_to_decode():
+    # The first ffmpeg decoded 20 s while ffprobe ran: the second starts 10 s past the middle.
+    assert split_point(150.0, 0.0) == 75.0
+    assert split_point(150.0, 20.0) == 85.0
+    assert split_point(100.0, 1.23456) == 50.62
 
 
 def test_sync_files_on_a_split_reference(long_files, tmp_path):
