@@ -99,15 +99,17 @@ def _options(pair: Pair) -> dict:
     return options
 
 
-def run_pair(pair: Pair) -> dict:
+def run_pair(pair: Pair, split_decode: bool = True) -> dict:
     """One pair's result line (a dict): the keys of ``audiosync files --json`` plus ``reference``
     and ``other``; for a pair that failed, ``error`` and ``error_type`` instead. Never raises
-    for a bad pair (so it can run anywhere: a process, a Dask worker)."""
+    for a bad pair (so it can run anywhere: a process, a Dask worker). ``split_decode``: see
+    :class:`audiosync.FileOptions` (off where pairs run side by side)."""
     head = {"reference": pair.reference, "other": pair.other}
     try:
         if not pair.reference or not pair.other:
             raise ValueError("the row has an empty reference or other")
-        result = sync_files(pair.reference, pair.other, drift=True, **_options(pair))  # as `files --json`
+        result = sync_files(pair.reference, pair.other, drift=True, split_decode=split_decode,
+                            **_options(pair))  # as `files --json`
     except Exception as exc:  # noqa: BLE001 - a failed pair is data for its line
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         return {**head, "error": message, "error_type": type(exc).__name__}
@@ -129,7 +131,8 @@ def _serve() -> None:
     try:
         for line in sys.stdin:
             row = json.loads(line)
-            print(json.dumps(run_pair(Pair(row["reference"], row["other"], row["options"]))), flush=True)
+            # Workers run side by side: each decodes its pair's inputs whole, one ffmpeg each.
+            print(json.dumps(run_pair(Pair(row["reference"], row["other"], row["options"]), False)), flush=True)
     except (KeyboardInterrupt, BrokenPipeError):  # the batch was stopped: its parent says so
         pass
 
@@ -242,13 +245,14 @@ def _dask(pairs: list[Pair], scheduler: str) -> Iterator[dict]:
         workers = max(1, sum(client.nthreads().values()))
         todo = iter(pairs)
         # range first: zip stops on it without taking one more pair from todo
-        window = [client.submit(run_pair, p, pure=False) for _, p in zip(range(workers * _IN_FLIGHT_PER_WORKER), todo)]
+        window = [client.submit(run_pair, p, False, pure=False)
+                  for _, p in zip(range(workers * _IN_FLIGHT_PER_WORKER), todo)]
         stream = as_completed(window, loop=client.loop)
         for future in stream:
             yield future.result()
             future.release()
             for p in todo:
-                stream.add(client.submit(run_pair, p, pure=False))
+                stream.add(client.submit(run_pair, p, False, pure=False))
                 break
     finally:
         client.close()

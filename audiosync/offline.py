@@ -198,7 +198,8 @@ def sync_files(reference: str | os.PathLike[str], other: str | os.PathLike[str],
         start of ``other``), ``all_matches`` (every confident place in
         ``matches``), ``reference_window`` and ``other_window``
         (``(start_s, duration_s)``: read only that part; lags stay in each
-        input's own timeline).
+        input's own timeline), ``split_decode`` (default True: a long local
+        Opus or MP3 file is decoded as two halves at once).
 
     Returns
     -------
@@ -215,7 +216,7 @@ def sync_files(reference: str | os.PathLike[str], other: str | os.PathLike[str],
     sample_rate, method = opts.sample_rate, opts.method
     t0 = time.monotonic()
     (ref, oth), finished = decode_inputs((reference, other), sample_rate, opts.max_seconds, opts.timeout,
-                                         (opts.reference_window, opts.other_window))
+                                         (opts.reference_window, opts.other_window), halves=opts.split_decode)
     if opts.all_matches and not _fits(ref, oth):
         raise ValueError(f"all_matches searches one transform of both inputs, at most {FULL_LIMIT} samples in "
                          f"all ({FULL_LIMIT / sample_rate / 60:.0f} min together at {sample_rate} Hz): give "

@@ -116,10 +116,14 @@ class FileOptions(_CommonOptions):
     in each input's own timeline."""
     other_window: tuple[float, float | None] | None = None
     """Likewise for ``other``."""
+    split_decode: bool = True
+    """Decode a long local Opus or MP3 file as two halves at once, on two cores (joined only where
+    they are proven equal). A batch running pairs side by side turns it off: its cores are busy."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
         object.__setattr__(self, "max_seconds", _number("max_seconds", self.max_seconds))
+        object.__setattr__(self, "split_decode", bool(self.split_decode))
         object.__setattr__(self, "drift", bool(self.drift))
         object.__setattr__(self, "all_matches", bool(self.all_matches))
         for name in ("reference_window", "other_window"):
