@@ -39,6 +39,7 @@ _REACH_S = 0.25  # how far the seek may land from where it was asked
 # Relative squared difference allowed: exactly equal decodes give 0, an AAC seek about 1e-3.
 _EQUAL = 1e-9
 _SILENT_RMS = 1e-4  # too quiet to prove anything: no splice
+_GRID_S = 0.04
 
 
 def probe(path: str) -> tuple[float, str] | None:
@@ -76,8 +77,9 @@ def splittable(url: str, rate: int, capacity: int) -> float | None:
 def split_point(span_s: float, done_s: float) -> float:
     """Where the second half starts, for ``span_s`` seconds to read of which the first ffmpeg has
     decoded ``done_s`` (while ffprobe ran): the halves left to decode are equal, so that both
-    ffmpeg end together. Rounded to 10 ms, a whole number of samples at every common rate."""
-    return round((span_s + done_s) / 2, 2)
+    ffmpeg end together. On a 40 ms grid: a whole number of samples at 8, 11.025, 16, 22.05,
+    24, 32, 44.1 and 48 kHz (the seek then lands on a sample, and the resampler on its grid)."""
+    return round(round((span_s + done_s) / 2 / _GRID_S) * _GRID_S, 2)
 
 
 class Halves:
@@ -148,8 +150,8 @@ class Halves:
         enough = self.first.count >= first_need and self.second.count >= second_need and second_ok
         offset = self._offset() if enough else None
         if offset is None:
-            second, self.second = self.second, None
-            second.stop()
+            self.second.stop()  # reaped before it is let go (stop() can be called again)
+            self.second = None
             return
         with self.cond:
             self.offset = offset
@@ -164,10 +166,17 @@ class Halves:
         start = self.at - self._reach + self._skip
         around = np.asarray(self.first.buffer[start:start + self._check + 2 * self._reach], np.float64)
         size = 1 << (len(around) + len(seg)).bit_length()
-        corr = np.fft.irfft(np.fft.rfft(around, size) * np.conj(np.fft.rfft(seg, size)), size)
-        shift = int(np.argmax(corr[:len(around) - len(seg) + 1]))
+        shifts = len(around) - len(seg) + 1
+        corr = np.fft.irfft(np.fft.rfft(around, size) * np.conj(np.fft.rfft(seg, size)), size)[:shifts]
+        # The squared difference at every shift: audio that repeats exactly within the reach
+        # (a synthetic loop) would match at more than one, and proves no offset.
+        sums = np.concatenate([[0.0], np.cumsum(around * around)])
+        diffs = (sums[len(seg):] - sums[:shifts]) + energy - 2.0 * corr
+        if np.count_nonzero(diffs <= max(_EQUAL, 1e-7) * energy) != 1:
+            return None
+        shift = int(np.argmin(diffs))
         diff = around[shift:shift + len(seg)] - seg
-        if float(np.dot(diff, diff)) > _EQUAL * energy:
+        if float(np.dot(diff, diff)) > _EQUAL * energy:  # the exact sum, not the transform's
             return None
         return start + shift - self._skip
 
@@ -183,7 +192,9 @@ class Halves:
 
     def stop(self) -> None:
         """Stop both ffmpeg (idempotent) and join the audio."""
-        self.first.stop()
-        if self.second is not None:
-            self.second.stop()
+        try:
+            self.first.stop()
+        finally:
+            if self.second is not None:
+                self.second.stop()
         self.finish()

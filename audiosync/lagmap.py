@@ -224,6 +224,7 @@ def lag_map(ref: np.ndarray, oth: np.ndarray, lag: float, rate: int, method: str
     # Many windows (an hour's 330): the first line from a spread few, so that every window is
     # looked for once, along a line already as good as the few make it, and narrowly.
     few = starts[::len(starts) // PROBE_WINDOWS] if len(starts) >= 2 * PROBE_WINDOWS else starts
+    probed, first_margin = few is not starts, margin
     for _ in range(3 if few is starts else 4):  # up to three rounds of all the windows
         use, few = few, starts
         looks = _each(lambda s, line=line, margin=margin: _find_near(ref, oth[s:s + w], s, *line, margin, method, rate),
@@ -245,6 +246,13 @@ def lag_map(ref: np.ndarray, oth: np.ndarray, lag: float, rate: int, method: str
         margin = int(math.ceil((float(np.max(np.abs(residual))) if keep.any() else 0.0) + FINAL_MARGIN_S * rate))
         if settled and use is starts:
             break
+    if probed and margin < first_margin:
+        # Every window was looked for only narrowly: the ones not found there (a jump, another
+        # intro) are looked for again as far as the first round reached, along the same line.
+        lost = [s for s in starts if not (s in found and found[s].confidence >= min_confidence)]
+        again = _each(lambda s: _find_near(ref, oth[s:s + w], s, *measured, first_margin, method, rate), lost)
+        found.update((s, est) for s, est in zip(lost, again)
+                     if est is not None and est.confidence >= min_confidence)
     start, slope = line
     points: list[MapPoint] = []
     wide_left = MAX_WIDE

@@ -289,6 +289,7 @@ def estimate(correlator: Correlator, sample: np.ndarray, method: str, rate: int,
     guard = int(round(GUARD_S * rate))
     # The sample transformed once for both searches (beside: while the source is).
     if beside:
+        correlator.plan()  # here, not in both threads: one plan, one rounding
         made = _Beside(correlator.sample_spectrum, sample)
         try:
             correlator.prepare()

@@ -83,8 +83,7 @@ def decode_inputs(inputs, sample_rate: int, max_seconds: float | None = None,
     finally:
         # Stop decoding now: after a timeout an endless input would otherwise go
         # on filling its buffer. The buffers stay valid.
-        for p in producers:
-            p.stop()
+        _stop_all(producers)
     with cond:
         counts = [p.count for p in producers]
         errors = [p.error for p in producers]
@@ -99,6 +98,15 @@ def decode_inputs(inputs, sample_rate: int, max_seconds: float | None = None,
         if count < 2:
             raise InputError(f"{str(url)!r} holds fewer than 2 samples of audio")
     return [p.buffer[:count] for p, count in zip(producers, counts)], bool(finished)
+
+
+def _stop_all(producers: list) -> None:
+    """Stop every producer, each even when stopping one before it raised (a Ctrl-C)."""
+    if producers:
+        try:
+            producers[0].stop()
+        finally:
+            _stop_all(producers[1:])
 
 
 def wait_decoded(producers: list, cond: threading.Condition, deadline: float | None = None) -> bool:

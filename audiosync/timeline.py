@@ -496,7 +496,9 @@ def align(paths: Sequence[str | os.PathLike[str]], *, reference: str | os.PathLi
     rate = opts.sample_rate
     audio: list[np.ndarray] = []
     for start in range(0, len(names), _DECODE_AT_ONCE):
-        decoded, _ = decode_inputs(names[start:start + _DECODE_AT_ONCE], rate, opts.max_seconds, opts.timeout)
+        # Several inputs at once already keep the cores busy: each with one ffmpeg.
+        decoded, _ = decode_inputs(names[start:start + _DECODE_AT_ONCE], rate, opts.max_seconds, opts.timeout,
+                                   halves=False)
         audio.extend(decoded)
     edges = []
     measure = replace(opts, drift=True)

@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from audiosync import _xcorr, wisdom
+from audiosync import _planner, _xcorr, wisdom
 from audiosync._sizes import working_length
 from audiosync.errors import SilentInputError
 
@@ -144,10 +144,16 @@ class Correlator:
         self.n = working_length(m + longest - 1 if linear else m)
         self._spectra: dict[str, object] = {}
 
+    def plan(self, precision: str | None = None) -> None:
+        """Make this transform's plans now (from this machine's wisdom when it has them): threads
+        that transform next all use these, so their rounding is the same."""
+        wisdom.load_once()  # plans measured by `audiosync prepare` serve this size
+        _planner.plan(self.n, (precision or self.precision) == "single")
+
     def _spectrum(self, precision: str):
         spec = self._spectra.get(precision)
         if spec is None:
-            wisdom.load_once()  # plans measured by `audiosync prepare` serve this size
+            self.plan(precision)
             status, spec = _xcorr.spectrum(self.source, self.n, precision == "single", self.source, self.fade)
             _raise_for(status, self.n)
             self._spectra[precision] = spec
@@ -166,6 +172,7 @@ class Correlator:
         if smp.dtype != self.source.dtype or smp.shape[0] > self.max_sample_length:
             raise ValueError("sample_spectrum needs a sample of the source's dtype, no longer than "
                              "max_sample_length")
+        self.plan()
         status, spec = _xcorr.spectrum(smp, self.n, self.precision == "single", smp, self.fade)
         _raise_for(_xcorr.SAMPLE_NOT_FINITE if status == _xcorr.SOURCE_NOT_FINITE else status, self.n)
         return spec

@@ -91,6 +91,22 @@ def test_a_dropped_stretch_is_a_break(tmp_path, jump_ms):
     assert b.lag_after_ms == pytest.approx(10000.0 + jump_ms, abs=1.0)
 
 
+def test_a_jump_in_a_long_overlap_is_a_break():
+    # 100 windows: the first line comes from a spread few, every window is then looked for
+    # narrowly, and the ones past a 300 ms jump again as far as the first look reached.
+    from audiosync.lagmap import PROBE_WINDOWS, lag_map
+    sr = 16000
+    song = make_song(1100.0, sr, seed=5)
+    other = np.concatenate([song[30 * sr:530 * sr], song[int(530.3 * sr):1030 * sr]])
+    lm = lag_map(song, other, 30.0 * sr, sr)
+    assert len(lm.points) >= 2 * PROBE_WINDOWS
+    assert lm.drift_ppm == pytest.approx(0.0, abs=1.0)
+    assert all(p.confidence >= 0.95 for p in lm.points)
+    assert len(lm.breaks) == 1 and 490.0 <= lm.breaks[0].time_s <= 510.0
+    assert lm.breaks[0].lag_before_ms == pytest.approx(30000.0, abs=0.5)
+    assert lm.breaks[0].lag_after_ms == pytest.approx(30300.0, abs=0.5)
+
+
 @needs_ffmpeg
 def test_with_a_window_of_other_the_drifting_lag_is_still_at_others_zero(real):
     folder, ref, song = real

@@ -118,7 +118,10 @@ def test_the_split_leaves_both_ffmpeg_as_much_to_decode():
     # The first ffmpeg decoded 20 s while ffprobe ran: the second starts 10 s past the middle.
     assert split_point(150.0, 0.0) == 75.0
     assert split_point(150.0, 20.0) == 85.0
-    assert split_point(100.0, 1.23456) == 50.62
+    assert split_point(100.0, 1.23456) == 50.6  # on a 40 ms grid: whole samples at 11.025 kHz too
+    for rate in (8000, 11025, 16000, 22050, 44100, 48000):
+        samples = split_point(301.7, 3.3) * rate
+        assert abs(samples - round(samples)) < 1e-6, rate
 
 
 def test_sync_files_on_a_split_reference(long_files, tmp_path, monkeypatch):
