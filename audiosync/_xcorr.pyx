@@ -560,8 +560,8 @@ cdef int _correlate(const real_t *source, Py_ssize_t m, const real_t *sample, Py
         found.second = _second_peak(a, &lags, bmax, found.lag, s.guard, s.n, &second_at) / s.n
         found.second_lag = found.lag if second_at < 0 else _lag_of(second_at, s.n, ns)
         if found.second > found.value:
-            # A near-tie settled exactly: the peak's value is then exact and the second's a
-            # transform's, which rounding can put a hair above it; exactly, it is not.
+            # A near-tie settled by exact sums can pick a lag whose transform value rounding put
+            # a hair below the second's; exactly, the second is not above the peak.
             found.second = found.value
         found.fraction = _fraction(a, peak, s.n)
         found.rms = sqrt(sumsq / lags.count) / s.n
