@@ -225,7 +225,7 @@ def lag_map(ref: np.ndarray, oth: np.ndarray, lag: float, rate: int, method: str
     # looked for once, along a line already as good as the few make it, and narrowly.
     few = starts[::len(starts) // PROBE_WINDOWS] if len(starts) >= 2 * PROBE_WINDOWS else starts
     probed, first_margin = few is not starts, margin
-    for _ in range(3 if few is starts else 4):  # up to three rounds of all the windows
+    for _ in range(4 if probed else 3):  # up to three rounds of all the windows
         use, few = few, starts
         looks = _each(lambda s, line=line, margin=margin: _find_near(ref, oth[s:s + w], s, *line, margin, method, rate),
                       use)

@@ -40,6 +40,20 @@ def long_files(tmp_path_factory) -> dict:
     return files
 
 
+@pytest.fixture
+def made(monkeypatch) -> list:
+    """Every Halves that decode_inputs makes, in order."""
+    made = []
+
+    class Recorded(Halves):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(offline, "Halves", Recorded)
+    return made
+
+
 def _decode_halves(path, at_s: float) -> Halves:
     """One file through a Halves split at ``at_s``, run to the end."""
     cond = threading.Condition()
@@ -54,15 +68,7 @@ def _decode_halves(path, at_s: float) -> Halves:
 
 
 @pytest.mark.parametrize("kind", ["webm", "mp3"])
-def test_split_decode_gives_the_whole_decode(long_files, monkeypatch, kind):
-    made = []
-
-    class Recorded(Halves):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            made.append(self)
-
-    monkeypatch.setattr(offline, "Halves", Recorded)
+def test_split_decode_gives_the_whole_decode(long_files, made, kind):
     path = long_files[kind]
     (split,), finished = offline.decode_inputs((path,), SR)
     assert finished
@@ -124,16 +130,8 @@ def test_the_split_leaves_both_ffmpeg_as_much_to_decode():
         assert abs(samples - round(samples)) < 1e-6, rate
 
 
-def test_sync_files_on_a_split_reference(long_files, tmp_path, monkeypatch):
+def test_sync_files_on_a_split_reference(long_files, tmp_path, made):
     # A capture from 100 s (in the second half): the lag is where it is in a whole decode.
-    made = []
-
-    class Recorded(Halves):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            made.append(self)
-
-    monkeypatch.setattr(offline, "Halves", Recorded)
     song = decode(long_files["wav"], SR)
     clip = write_wav(tmp_path / "clip.wav", song[int(100.25 * SR):int(115.25 * SR)], SR)
     from audiosync import sync_files
