@@ -249,7 +249,8 @@ def _overlap(source: np.ndarray, sample: np.ndarray, lag: int) -> tuple[np.ndarr
 
 def estimate(correlator: Correlator, sample: np.ndarray, method: str, rate: int, mode: str = "offline",
              interval_s: float = math.inf, window: tuple[int, int] | None = None,
-             lags: tuple[int, int] | None = None, searched: int | None = None, beside: bool = False) -> Estimate:
+             lags: tuple[int, int] | None = None, searched: int | None = None, beside: bool = False,
+             trusted: bool = False) -> Estimate:
     """Locate ``sample`` in the correlator's source and say how sure that is.
 
     Every allowed lag is searched. ``window`` (lags ``lo`` to ``hi``, in
@@ -262,6 +263,8 @@ def estimate(correlator: Correlator, sample: np.ndarray, method: str, rate: int,
     the song with other places left out), and ``searched`` says how many
     lags the chance is counted over when more were looked at than ``lags``
     holds (every match of a clip is looked for over the whole range).
+    ``trusted=True``: the caller vouches that the answer lies in
+    ``window`` (a player's reported position); see :func:`_vouched`.
     ``beside=True`` makes the plain correlation (for :func:`lead`) in a
     thread beside the phase transform, joined before returning, and the
     sample's transform beside the source's, once for both: the kernel
@@ -320,8 +323,44 @@ def estimate(correlator: Correlator, sample: np.ndarray, method: str, rate: int,
     margin = lead(correlator, sample, (lo, hi), weights, peak, rate, plain_peak, spectrum)
     if margin < LEAD_95:
         confidence = min(confidence, 0.5)
+    found = Estimate(peak.lag, peak.fraction, peak.coefficient, peak.prominence, confidence, evidence, margin)
+    if trusted and window is not None:
+        found = _vouched(correlator, sample, rate, weights, spectrum, found, (max(lo, window[0]), min(hi, window[1])))
     if mode == "live" and n < MIN_CONFIDENT_S * rate - 1:
+        found = replace(found, confidence=min(found.confidence, 0.5))
+    return found
+
+
+def _vouched(correlator: Correlator, sample: np.ndarray, rate: int, weights: np.ndarray, spectrum,
+             found: Estimate, window: tuple[int, int]) -> Estimate:
+    """The estimate when the caller vouches that the answer lies in ``window``.
+
+    The window's best place is judged among the window's lags alone: its
+    chance over that many lags, its prominence and waveform lead over the
+    window's other places. Places outside the window that match alike (a
+    repeated passage) are what the caller's word rules out. It is the
+    answer when it is the whole search's best place, or when its waveform
+    matches at least as well as that place's (the phase transform can
+    prefer a faint band elsewhere); otherwise the whole search's answer
+    stands as it was. So a wrong window changes no answer unless the
+    window holds a place that matches as well as the best one.
+    """
+    lo, hi = window
+    if lo > hi:
+        return found
+    guard = int(round(GUARD_S * rate))
+    try:
+        peak = correlator.find(sample, lags=(lo, hi), weights=weights, beta=1.0, guard=guard, spectrum=spectrum)
+    except SilentInputError:
+        return found
+    if abs(peak.lag - found.lag) > guard and not peak.coefficient >= found.coefficient:
+        return found
+    evidence, confidence = _judged(correlator, sample, weights, peak, hi - lo + 1)
+    margin = lead(correlator, sample, (lo, hi), weights, peak, rate, None, spectrum)
+    if margin < LEAD_95:
         confidence = min(confidence, 0.5)
+    if confidence <= found.confidence:
+        return found
     return Estimate(peak.lag, peak.fraction, peak.coefficient, peak.prominence, confidence, evidence, margin)
 
 

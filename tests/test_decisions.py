@@ -52,3 +52,46 @@ def test_a_capture_ahead_of_the_download_is_never_confidently_an_earlier_repeat(
     for p in seen:
         assert not p.confident or abs(p.lag_ms - truth_ms) <= 10.0, (p, truth_ms)
     assert not result.confident or abs(result.lag_ms - truth_ms) <= 10.0, (result, truth_ms)
+
+
+@pytest.fixture(scope="module")
+def twice(real_song, tmp_path_factory):
+    """The song's first 60 s, then its 20-40 s again: a passage that stands twice, exactly."""
+    song = ffmpeg.decode(real_song, RATE)
+    download = np.concatenate([song[: 60 * RATE], song[20 * RATE: 40 * RATE]])
+    folder = tmp_path_factory.mktemp("twice")
+    capture = write_wav(folder / "capture.wav", song[int(25.5 * RATE): int(37.5 * RATE)], RATE)
+    return download, write_wav(folder / "download.wav", download, RATE), capture
+
+
+def test_a_vouched_hint_tells_two_copies_of_a_passage_apart(twice):
+    """The capture is in the download twice: alone it is never confident; with the player's
+    position it is, at the copy the position names; a window on neither changes nothing."""
+    from audiosync.method import estimate, make_correlator
+
+    download, _, capture = twice
+    sample = ffmpeg.decode(str(capture), RATE)[: 3 * RATE]
+    c = make_correlator(download, len(sample), "phat", RATE)
+    copies = (int(25.5 * RATE), int(65.5 * RATE))
+    alone = estimate(c, sample, "phat", RATE, "live")
+    assert alone.lag in copies and alone.confidence < 0.95, alone
+    for copy in copies:
+        window = (copy - 2 * RATE, copy + 4 * RATE)
+        vouched = estimate(c, sample, "phat", RATE, "live", window=window, trusted=True)
+        assert vouched.lag == copy and vouched.confidence >= 0.95, (copy, vouched)
+        # Only a window the caller vouches for decides: as a mere hint it narrows the chance.
+        hinted = estimate(c, sample, "phat", RATE, "live", window=window)
+        assert hinted.confidence < 0.95, hinted
+    elsewhere = estimate(c, sample, "phat", RATE, "live", window=(45 * RATE, 51 * RATE), trusted=True)
+    assert elsewhere == alone
+
+
+@pytest.mark.timeout(120)
+def test_sync_with_the_players_position_decides_between_copies(twice):
+    _, download, capture = twice
+    alone = audiosync.sync(str(download), capture=["-i", str(capture)], intervals=(3, 6))
+    assert not alone.confident and alone.reason == "exhausted", alone
+    for truth_ms in (25_500, 65_500):
+        result = audiosync.sync(str(download), capture=["-i", str(capture)], hint_ms=truth_ms + 1200)
+        assert result.confident and result.interval_s == 3.0, result
+        assert abs(result.lag_ms - truth_ms) <= 1.0, result
