@@ -67,9 +67,10 @@ def _parser() -> argparse.ArgumentParser:
                            "an existing file is read as if it were the desktop")
     live.add_argument("--timeout", type=float, metavar="S", help="give up after S seconds")
     live.add_argument("--hint", type=float, metavar="MS",
-                      help="where the player probably is in the song, in ms (e.g. its reported position)")
+                      help="where the player is in the song, in ms (its reported position), "
+                           "vouched for within --hint-window")
     live.add_argument("--hint-window", type=float, default=3000.0, metavar="MS",
-                      help="how far from --hint to search first (default 3000)")
+                      help="how far from --hint the capture's start may be (default 3000)")
     live.add_argument("--min-confidence", type=float, default=0.95, metavar="C")
 
     ls = sub.add_parser("listen", parents=[sub_common], help="keep recording the desktop and follow the song",

@@ -320,30 +320,34 @@ def estimate(correlator: Correlator, sample: np.ndarray, method: str, rate: int,
     if window is not None and window[0] <= peak.lag <= window[1]:
         searched = min(searched, window[1] - window[0] + 1)
     evidence, confidence = _judged(correlator, sample, weights, peak, searched)
-    margin = lead(correlator, sample, (lo, hi), weights, peak, rate, plain_peak, spectrum)
+    others = rivals(correlator, sample, (lo, hi), weights, peak, rate, plain_peak, spectrum)
+    margin = peak.coefficient - max(others.values(), default=-1.0)
     if margin < LEAD_95:
         confidence = min(confidence, 0.5)
     found = Estimate(peak.lag, peak.fraction, peak.coefficient, peak.prominence, confidence, evidence, margin)
     if trusted and window is not None:
-        found = _vouched(correlator, sample, rate, weights, spectrum, found, (max(lo, window[0]), min(hi, window[1])))
+        others[peak.lag] = peak.coefficient
+        found = _vouched(correlator, sample, rate, weights, spectrum, found, others,
+                         (max(lo, window[0]), min(hi, window[1])))
     if mode == "live" and n < MIN_CONFIDENT_S * rate - 1:
         found = replace(found, confidence=min(found.confidence, 0.5))
     return found
 
 
 def _vouched(correlator: Correlator, sample: np.ndarray, rate: int, weights: np.ndarray, spectrum,
-             found: Estimate, window: tuple[int, int]) -> Estimate:
+             found: Estimate, places: dict[int, float], window: tuple[int, int]) -> Estimate:
     """The estimate when the caller vouches that the answer lies in ``window``.
 
     The window's best place is judged among the window's lags alone: its
     chance over that many lags, its prominence and waveform lead over the
     window's other places. Places outside the window that match alike (a
-    repeated passage) are what the caller's word rules out. It is the
-    answer when it is the whole search's best place, or when its waveform
-    matches at least as well as that place's (the phase transform can
-    prefer a faint band elsewhere); otherwise the whole search's answer
-    stands as it was. So a wrong window changes no answer unless the
-    window holds a place that matches as well as the best one.
+    repeated passage) are what the caller's word rules out; but the
+    window's place must match the waveform at least as well as every
+    likely place outside it (``places``: the whole search's best and its
+    rivals, with their Pearson), within LEAD_95. Otherwise, or when its
+    confidence is no higher, the whole search's answer stands. So a wrong
+    window changes no answer unless it holds a place that matches as well
+    as the best one (a repeat of the passage).
     """
     lo, hi = window
     if lo > hi:
@@ -353,7 +357,8 @@ def _vouched(correlator: Correlator, sample: np.ndarray, rate: int, weights: np.
         peak = correlator.find(sample, lags=(lo, hi), weights=weights, beta=1.0, guard=guard, spectrum=spectrum)
     except SilentInputError:
         return found
-    if abs(peak.lag - found.lag) > guard and not peak.coefficient >= found.coefficient:
+    outside = [r for lag, r in places.items() if not lo - guard <= lag <= hi + guard]
+    if peak.coefficient < max(outside, default=-1.0) - LEAD_95:
         return found
     evidence, confidence = _judged(correlator, sample, weights, peak, hi - lo + 1)
     margin = lead(correlator, sample, (lo, hi), weights, peak, rate, None, spectrum)
@@ -424,17 +429,27 @@ def lead(correlator: Correlator, sample: np.ndarray, lags: tuple[int, int], weig
          peak, rate: int, plain=None, spectrum=None) -> float:
     """How much better the waveform matches at the peak than at any other likely place.
 
-    The other places: the phase transform's second place, and the plain
-    correlation's (the waveforms over the same bands, weighed by energy as
-    Pearson is) best and second places, each more than GUARD_S from the
-    peak (``plain``: that search when made already; ``spectrum``: the
-    sample's transform, see :meth:`Correlator.sample_spectrum`). The phase transform weighs every band alike: on loop-built music
-    it can prefer a place that shares a faint band with the capture, or a
-    louder near-copy of the passage, to the exact one. Returns the peak's
-    Pearson coefficient minus the best of theirs (each over its own
-    overlap, so a partial overlap is judged fairly where the plain
-    correlation's height favours long overlaps): 0 or less when another
-    place matches as well (an exactly repeated passage).
+    The other places are :func:`rivals`'. The phase transform weighs every
+    band alike: on loop-built music it can prefer a place that shares a
+    faint band with the capture, or a louder near-copy of the passage, to
+    the exact one. Returns the peak's Pearson coefficient minus the best of
+    theirs (each over its own overlap, so a partial overlap is judged fairly
+    where the plain correlation's height favours long overlaps): 0 or less
+    when another place matches as well (an exactly repeated passage).
+    """
+    others = rivals(correlator, sample, lags, weights, peak, rate, plain, spectrum)
+    return peak.coefficient - max(others.values(), default=-1.0)
+
+
+def rivals(correlator: Correlator, sample: np.ndarray, lags: tuple[int, int], weights: np.ndarray,
+           peak, rate: int, plain=None, spectrum=None) -> dict[int, float]:
+    """The other likely places for ``sample`` within ``lags``, each with its waveform's Pearson.
+
+    The phase transform's second place, and the plain correlation's (the
+    waveforms over the same bands, weighed by energy as Pearson is) best
+    and second places, each more than GUARD_S from the peak and overlapping
+    at least MIN_OVERLAP_S (``plain``: that search when made already;
+    ``spectrum``: the sample's transform, see :meth:`Correlator.sample_spectrum`).
     """
     guard = int(round(GUARD_S * rate))
     places = {peak.second_lag}
@@ -445,12 +460,12 @@ def lead(correlator: Correlator, sample: np.ndarray, lags: tuple[int, int], weig
             plain = None
     if plain is not None:
         places.update((plain.lag, plain.second_lag))
-    best = -1.0
+    found = {}
     for lag in places:
         if abs(lag - peak.lag) <= guard:
             continue
         x, y = _overlap(correlator.source, sample, lag)
         if len(x) < min(len(sample), int(MIN_OVERLAP_S * rate)):
             continue
-        best = max(best, pearson(x, y))
-    return peak.coefficient - best
+        found[lag] = pearson(x, y)
+    return found

@@ -78,10 +78,12 @@ class SyncOptions(_CommonOptions):
     max_download_s: float = MAX_DOWNLOAD_S
     """Keep (and search) at most this many seconds of the download: the whole song, up to 20 minutes."""
     hint_ms: float | None = None
-    """Where the capture probably starts in the song (the player's position), in ms: searched
-    first, with the confidence of that narrower search; the whole song is searched too."""
+    """Where the capture starts in the song (the player's reported position), in ms, vouched
+    for within ``hint_window_ms``: the whole song is still searched, and the window's best place
+    is judged among the window's lags when it matches as well as the best place outside it (a
+    repeated passage elsewhere then holds no answer back)."""
     hint_window_ms: float = 3000.0
-    """How far from ``hint_ms`` the first search reaches, in ms."""
+    """How far from ``hint_ms`` the capture's start may be, in ms."""
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -15,7 +15,9 @@ capture; the schedule, the producers and the decision are the package's):
 * ``fast``: ``capture=["-i", CAPTURE]``, the capture read faster than the
   download is decoded (a file capture, or a slow network);
 * ``hint``: as ``realtime``, with ``hint_ms`` within +-2 s of the truth (a
-  hint drawn at random in the song for different songs).
+  hint drawn at random in the song for different songs);
+* ``wronghint``: as ``realtime``, with ``hint_ms`` 10 to 60 s away from the
+  truth (a player that misreports its position): never confidently wrong.
 
 Pairs run in parallel processes (``--jobs``; real-time runs mostly wait).
 Per condition and overall it prints, over matched pairs: confident and
@@ -46,7 +48,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from calibrate import DEFAULT_FIT, DEFAULT_MANIFEST  # noqa: E402
 
-MODES = ("realtime", "fast", "hint")
+MODES = ("realtime", "fast", "hint", "wronghint")
 TOL_MS = 10.0
 
 
@@ -54,7 +56,7 @@ def run_one(job: dict) -> dict:
     import audiosync
 
     cap = job["capture"]
-    capture = ["-re", "-i", cap] if job["mode"] in ("realtime", "hint") else ["-i", cap]
+    capture = ["-i", cap] if job["mode"] == "fast" else ["-re", "-i", cap]
     t0 = time.monotonic()
     result = audiosync.SyncJob().sync(job["download"], capture=capture, hint_ms=job.get("hint_ms"))
     wall = time.monotonic() - t0
@@ -142,6 +144,10 @@ def main(argv=None) -> int:
             if mode == "hint":
                 job["hint_ms"] = (truth + float(rng.uniform(-2000, 2000))) if truth is not None \
                     else float(rng.uniform(0, 180_000))
+            elif mode == "wronghint":
+                away = float(rng.uniform(10_000, 60_000)) * (1 if rng.random() < 0.5 else -1)
+                base = truth if truth is not None else float(rng.uniform(0, 180_000))
+                job["hint_ms"] = base + away if base + away >= 0 else base - away
             jobs.append(job)
     print(f"{len(pairs)} pairs x {len(args.modes)} modes = {len(jobs)} runs on {args.jobs} processes "
           f"({os.cpu_count()} cores)", file=sys.stderr)

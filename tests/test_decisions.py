@@ -95,3 +95,27 @@ def test_sync_with_the_players_position_decides_between_copies(twice):
         result = audiosync.sync(str(download), capture=["-i", str(capture)], hint_ms=truth_ms + 1200)
         assert result.confident and result.interval_s == 3.0, result
         assert abs(result.lag_ms - truth_ms) <= 1.0, result
+
+
+@pytest.mark.timeout(120)
+def test_a_tracker_started_with_the_players_position_locks_on_its_copy(twice):
+    """listener.track(hint_ms=...): the first report is the copy the position names."""
+    import threading
+
+    _, download, capture = twice
+    reports, first = [], threading.Event()
+
+    def on_change(result):
+        reports.append(result)
+        first.set()
+
+    with audiosync.Listener(["-re", "-i", str(capture)]) as ls:
+        tracker = ls.track(str(download), on_change=on_change, since=None, hint_ms=65_500 + 800)
+        try:
+            assert first.wait(30), "no report"
+        finally:
+            tracker.stop()
+    head = reports[0]
+    # The song's position at the first sample heard: the copy at 65.5 s, plus the little of the
+    # capture the listener heard before the audio the tracker took (a second before its call).
+    assert head.confident and 65_500 - 1.0 <= head.lag_ms <= 65_500 + 1500.0, head
