@@ -340,14 +340,15 @@ def _vouched(correlator: Correlator, sample: np.ndarray, rate: int, weights: np.
 
     The window's best place is judged among the window's lags alone: its
     chance over that many lags, its prominence and waveform lead over the
-    window's other places. Places outside the window that match alike (a
-    repeated passage) are what the caller's word rules out; but the
-    window's place must match the waveform at least as well as every
-    likely place outside it (``places``: the whole search's best and its
-    rivals, with their Pearson), within LEAD_95. Otherwise, or when its
-    confidence is no higher, the whole search's answer stands. So a wrong
-    window changes no answer unless it holds a place that matches as well
-    as the best one (a repeat of the passage).
+    window's other places, so a place outside that the phase transform
+    prefers (a faint band, a louder near-copy) or that stands out less
+    holds nothing back. But the window's place must match the waveform
+    better, by LEAD_95, than every likely place outside it (``places``: the
+    whole search's best and its rivals, with their Pearson), as the lead
+    rule asks of any answer: the caller's word never decides between
+    places that match alike (an exactly repeated passage), where a wrong
+    window would be confidently wrong. Otherwise, or when its confidence
+    is no higher, the whole search's answer stands.
     """
     lo, hi = window
     if lo > hi:
@@ -358,7 +359,7 @@ def _vouched(correlator: Correlator, sample: np.ndarray, rate: int, weights: np.
     except SilentInputError:
         return found
     outside = [r for lag, r in places.items() if not lo - guard <= lag <= hi + guard]
-    if peak.coefficient < max(outside, default=-1.0) - LEAD_95:
+    if peak.coefficient - max(outside, default=-1.0) < LEAD_95:
         return found
     evidence, confidence = _judged(correlator, sample, weights, peak, hi - lo + 1)
     margin = lead(correlator, sample, (lo, hi), weights, peak, rate, None, spectrum)
