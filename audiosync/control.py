@@ -109,8 +109,8 @@ def sync(url: str, *, capture: str | Sequence[str] | None = None,
         ``method`` (``"phat"``, or ``"seed"``: the original raw correlation
         with |Pearson|), ``max_download_s`` (1200: the song is searched
         whole, up to this long), ``hint_ms`` (None: where the player
-        probably is in the song, e.g. its MPRIS position; searched first)
-        and ``hint_window_ms`` (3000).
+        is in the song, e.g. its MPRIS position, vouched for within
+        ``hint_window_ms``, 3000; see :attr:`SyncOptions.hint_ms`).
 
     Returns
     -------

@@ -80,8 +80,8 @@ class SyncOptions(_CommonOptions):
     hint_ms: float | None = None
     """Where the capture starts in the song (the player's reported position), in ms, vouched
     for within ``hint_window_ms``: the whole song is still searched, and the window's best place
-    is judged among the window's lags when it matches as well as the best place outside it (a
-    repeated passage elsewhere then holds no answer back)."""
+    is judged among the window's lags alone when its waveform matches better than every likely
+    place outside (a near-copy elsewhere then holds no answer back; exact repeats still do)."""
     hint_window_ms: float = 3000.0
     """How far from ``hint_ms`` the capture's start may be, in ms."""
 
