@@ -338,17 +338,20 @@ def _vouched(correlator: Correlator, sample: np.ndarray, rate: int, weights: np.
              found: Estimate, places: dict[int, float], window: tuple[int, int]) -> Estimate:
     """The estimate when the caller vouches that the answer lies in ``window``.
 
-    The window's best place is judged among the window's lags alone: its
-    chance over that many lags, its prominence and waveform lead over the
-    window's other places, so a place outside that the phase transform
-    prefers (a faint band, a louder near-copy) or that stands out less
-    holds nothing back. But the window's place must match the waveform
-    better, by LEAD_95, than every likely place outside it (``places``: the
-    whole search's best and its rivals, with their Pearson), as the lead
-    rule asks of any answer: the caller's word never decides between
-    places that match alike (an exactly repeated passage), where a wrong
-    window would be confidently wrong. Otherwise, or when its confidence
-    is no higher, the whole search's answer stands.
+    Only when the whole search's best place lies in the window: it is then
+    judged among the window's lags alone (its chance over that many lags,
+    its prominence and waveform lead over the window's other places), so a
+    place outside that the phase transform likes nearly as well (a
+    near-copy of the passage) holds it back no longer. It must still match
+    the waveform better, by LEAD_95, than every likely place outside the
+    window (``places``: its rivals, with their Pearson), as the lead rule
+    asks of any answer: the caller's word never decides between places
+    that match alike (an exactly repeated passage), where a wrong window
+    would be confidently wrong. The answer itself never changes: a window
+    elsewhere (or a lower confidence) leaves the whole search's estimate.
+    (A window that overruled the whole search's best place when another
+    matched the waveform better made a wrong position confidently wrong on
+    a capture through an all-pass filter, whose true place matches poorly.)
     """
     lo, hi = window
     if lo > hi:
@@ -357,6 +360,8 @@ def _vouched(correlator: Correlator, sample: np.ndarray, rate: int, weights: np.
     try:
         peak = correlator.find(sample, lags=(lo, hi), weights=weights, beta=1.0, guard=guard, spectrum=spectrum)
     except SilentInputError:
+        return found
+    if abs(peak.lag - found.lag) > guard:  # the window never overrules the whole search
         return found
     outside = [r for lag, r in places.items() if not lo - guard <= lag <= hi + guard]
     if peak.coefficient - max(outside, default=-1.0) < LEAD_95:

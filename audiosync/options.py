@@ -79,9 +79,10 @@ class SyncOptions(_CommonOptions):
     """Keep (and search) at most this many seconds of the download: the whole song, up to 20 minutes."""
     hint_ms: float | None = None
     """Where the capture starts in the song (the player's reported position), in ms, vouched
-    for within ``hint_window_ms``: the whole song is still searched, and the window's best place
-    is judged among the window's lags alone when its waveform matches better than every likely
-    place outside (a near-copy elsewhere then holds no answer back; exact repeats still do)."""
+    for within ``hint_window_ms``: the whole song is still searched and its best place is the
+    answer; when that place lies in the window it is judged among the window's lags alone, if its
+    waveform matches better than every likely place outside (a near-copy elsewhere then holds it
+    back no longer; an exact repeat still does)."""
     hint_window_ms: float = 3000.0
     """How far from ``hint_ms`` the capture's start may be, in ms."""
 

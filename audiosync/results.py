@@ -59,8 +59,7 @@ class SyncResult:
     confident: bool
     """``confidence >= min_confidence``."""
     interval_s: float
-    """Seconds of capture the answer used (from the first sample: silence before the first sound
-    included)."""
+    """Seconds of capture the answer used."""
     elapsed_s: float
     """Wall-clock seconds from the call to the answer."""
     reason: str = "confident"

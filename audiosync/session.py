@@ -11,8 +11,6 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 from dataclasses import replace
 
-import numpy as np
-
 from audiosync._sizes import DEFAULT_INTERVALS
 from audiosync.capture import capture_input_args
 from audiosync.download import input_args
@@ -28,10 +26,6 @@ __all__ = ["DEFAULT_INTERVALS", "JobState", "Recorder", "SyncJob"]
 log = logging.getLogger("audiosync")
 
 _POLL_S = 0.05  # how often a waiting job looks at abort, pause and the deadline
-# A capture that starts in silence (the gap between two songs, a player not yet playing) is
-# timed from its first sound: an interval of 3 s is 3 s of audio, not of the silence before it.
-QUIET = 10.0 ** (-70.0 / 20.0)  # a sample at or below -70 dBFS is silence
-MAX_LEAD_IN_S = 10.0  # at most this much silence is skipped; beyond it the capture is taken whole
 
 
 class JobState(str, enum.Enum):
@@ -200,30 +194,12 @@ class _Run:
         # The download's transform, kept while the download stays the same
         # length (it usually is complete, or at capacity, after a few seconds).
         self.correlator: Correlator | None = None
-        self._sound: int | None = None  # where the recording's first sound is, once known
-        self._scanned = 0  # how much of the recording was looked at for it
-
-    def _lead_in(self) -> int | None:
-        """Samples of silence before the recording's first sound (0 when there is none within
-        MAX_LEAD_IN_S, or the recording ended silent); None while only silence has come.
-        Called with the condition held."""
-        if self._sound is None:
-            rec, limit = self.recording, int(MAX_LEAD_IN_S * self.rate)
-            end = min(rec.count, limit)
-            if end > self._scanned:
-                loud = np.flatnonzero(np.abs(rec.buffer[self._scanned:end]) > QUIET)
-                self._sound = self._scanned + int(loud[0]) if len(loud) else None
-                self._scanned = end
-            if self._sound is None and (rec.count >= limit or rec.done):
-                self._sound = 0
-        return self._sound
 
     # -- producers ---------------------------------------------------------
 
     def _start_recording(self) -> None:
-        longest = self.options.intervals[-1] + MAX_LEAD_IN_S
-        self.recording = self.recorder.start(int(round(longest * self.rate)), self.rate, self.job.condition)
-        self._sound, self._scanned = None, 0
+        self.recording = self.recorder.start(int(round(self.options.intervals[-1] * self.rate)), self.rate,
+                                             self.job.condition)
 
     def _stop_all(self) -> None:
         for p in (self.recording, self.download):
@@ -259,27 +235,17 @@ class _Run:
         intervals = self.options.intervals
         k = 0
         with self.job.condition:
-            held = self.recording.count
-            lead = self._lead_in()
+            held = min(self.recording.count, int(round(intervals[-1] * self.rate)))
         # Audio already recorded (a listener's buffer) is used at once, all of it.
-        if lead is not None:
-            held = min(held, lead + int(round(intervals[-1] * self.rate)))
-            while k + 1 < len(intervals) and lead + intervals[k + 1] * self.rate <= held:
-                k += 1
+        while k + 1 < len(intervals) and intervals[k + 1] * self.rate <= held:
+            k += 1
         while k < len(intervals):
-            length = int(round(intervals[k] * self.rate))
+            need_capture = max(int(round(intervals[k] * self.rate)), held)
             # The whole download (or max_download_s of it): a place not yet decoded could be the
             # better one, so an estimate on part of the song could only mislead, and a capture
             # read faster than the download would use up the schedule on it.
             need_download = len(self.download.buffer)
-
-            def ready() -> bool:
-                lead = self._lead_in()
-                if lead is None:  # only silence so far: ready only when a side has ended
-                    return self._has(self.recording.count + 1, need_download)
-                return self._has(max(lead + length, held), need_download)
-
-            wake = self.job.wait_until(ready, self.deadline)
+            wake = self.job.wait_until(lambda: self._has(need_capture, need_download), self.deadline)
             if wake is Wake.PAUSED:
                 # The desktop stopped: what was captured no longer lines up with
                 # what comes after.  Drop it and start the schedule again.
@@ -293,10 +259,7 @@ class _Run:
                     continue
             if wake in (Wake.ABORTED, Wake.TIMEOUT):
                 return self._finish(wake.value)
-            with self.job.condition:
-                lead = self._lead_in() or 0
-            need_capture = max(lead + length, held)
-            result = self._estimate(lead, need_capture, time.perf_counter())
+            result = self._estimate(need_capture, time.perf_counter())
             if result.confident:
                 return result
             if self.recording.done and self.recording.count <= need_capture:
@@ -304,10 +267,9 @@ class _Run:
             k += 1
         return self._finish("exhausted")
 
-    def _window(self, lead: int) -> tuple[int, int]:
-        """The lags (samples) where the audio from ``lead`` on probably starts: around the hint
-        (or the song's start) for the capture's first sample, ``lead`` samples later."""
-        hint = (self.options.hint_ms or 0.0) * self.rate / 1000.0 + lead
+    def _window(self) -> tuple[int, int]:
+        """The lags (samples) where the capture probably starts: around the hint, or the song's start."""
+        hint = (self.options.hint_ms or 0.0) * self.rate / 1000.0
         half = self.options.hint_window_ms * self.rate / 1000.0
         return int(math.floor(hint - half)), int(math.ceil(hint + half))
 
@@ -321,30 +283,24 @@ class _Run:
                                                   self.rate)
         return c
 
-    def _estimate(self, lead: int, need_capture: int, ready_at: float) -> SyncResult:
-        """The estimate on the capture's samples ``lead`` to ``need_capture`` (silence before ``lead``)."""
+    def _estimate(self, need_capture: int, ready_at: float) -> SyncResult:
         with self.job.condition:
             n_cap = min(self.recording.count, need_capture)
             n_dl = self.download.count
             # Full at max_download_s counts as complete even before its reader marks it done.
             dl_done = self.download.done or self.download.count >= len(self.download.buffer)
             anchor = self.recording.anchor
-        lead = min(lead, n_cap)
-        n = n_cap - lead
         # A download that ended early is padded with zeros (the buffer is
         # zero beyond what ffmpeg wrote), as in the original.
-        n_src = max(n_dl, 2 * n) if dl_done else n_dl
-        n_src = min(max(n_src, n), len(self.download.buffer))
-        sample = self.recording.buffer[lead:n_cap]
+        n_src = max(n_dl, 2 * n_cap) if dl_done else n_dl
+        n_src = min(max(n_src, n_cap), len(self.download.buffer))
+        sample = self.recording.buffer[:n_cap]
         try:
             est = estimate(self._correlator(n_src), sample, self.options.method, self.rate, "live",
-                           n / self.rate, window=self._window(lead), trusted=self.options.hint_ms is not None)
+                           n_cap / self.rate, window=self._window(), trusted=self.options.hint_ms is not None)
         except ValueError as exc:  # fewer than 2 samples captured
             log.debug("interval skipped: %s", exc)
             est = NOTHING
-        # The lag of the capture's first sample, ``lead`` samples of silence before the sample's.
-        if est is not NOTHING:
-            est = replace(est, lag=est.lag - lead)
         # Never confident on part of the song (only a download cut at max_download_s is partial
         # here): a place not yet decoded could be the better one.
         sure = est.confidence >= self.options.min_confidence and dl_done
@@ -366,7 +322,7 @@ class _Run:
             coefficient=float(est.coefficient), prominence=float(est.prominence), evidence=float(est.evidence),
             capture_started=anchor,
             history=tuple(self.history),
-            audio=(self.download.buffer[:n_src], self.recording.buffer[:n_cap]) if self.options.keep_audio else None,
+            audio=(self.download.buffer[:n_src], sample) if self.options.keep_audio else None,
         )
         if self.best is None or est.confidence >= self.best.confidence:
             self.best = result

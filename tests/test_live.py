@@ -55,17 +55,6 @@ def test_capture_starting_before_the_song_gives_a_negative_lag(media, tmp_path):
     assert result.lag_ms == pytest.approx(-1500.0, abs=1.0)
 
 
-def test_silence_before_the_first_sound_is_not_counted(media, tmp_path):
-    """A capture that starts in a gap between songs: its intervals count from the first sound,
-    so 4.5 s of silence and then the song are first judged at 7.5 s, not at 3 s (nothing) and 6 s
-    (1.5 s of music); the lag is still that of the capture's first sample."""
-    capture = write_wav(tmp_path / "capture.wav", cut(media["song"], 8.0, 12, lead_silence_s=4.5))
-    seen = []
-    result = audiosync.sync(str(media["wav"]), capture=["-i", str(capture)], on_progress=seen.append)
-    assert result.confident and result.lag_ms == pytest.approx(8000.0 - 4500.0, abs=1.0), result
-    assert seen[0].interval_s == pytest.approx(7.5, abs=0.01), seen
-
-
 def test_get_lag_returns_whole_ms_and_zero_when_unsure(media, tmp_path):
     capture = write_wav(tmp_path / "capture.wav", cut(media["song"], 4.0, 10))
     assert audiosync.get_lag(str(media["ogg"]), capture=["-i", str(capture)]) == 4000
