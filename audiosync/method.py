@@ -326,7 +326,6 @@ def estimate(correlator: Correlator, sample: np.ndarray, method: str, rate: int,
         confidence = min(confidence, 0.5)
     found = Estimate(peak.lag, peak.fraction, peak.coefficient, peak.prominence, confidence, evidence, margin)
     if trusted and window is not None:
-        others[peak.lag] = peak.coefficient
         found = _vouched(correlator, sample, rate, weights, spectrum, found, others,
                          (max(lo, window[0]), min(hi, window[1])))
     if mode == "live" and n < MIN_CONFIDENT_S * rate - 1:
@@ -354,7 +353,7 @@ def _vouched(correlator: Correlator, sample: np.ndarray, rate: int, weights: np.
     a capture through an all-pass filter, whose true place matches poorly.)
     """
     lo, hi = window
-    if lo > hi:
+    if not lo <= found.lag <= hi:
         return found
     guard = int(round(GUARD_S * rate))
     try:

@@ -15,8 +15,8 @@ or more from it, drawn at random in the song) and, for null pairs (a
 capture against another song of its packages), ``random``. It prints per
 kind and rule the pairs confident and right within 10 ms (or at a known
 recurrence of the music), at which length, and those confident and wrong.
-The captures start at the first sample, as the schedule's intervals (no
-silence skipped: that is the live path's, measured by bench/live.py).
+End to end, with the producers and the schedule: bench/live.py's ``hint``
+and ``wronghint`` modes.
 """
 
 from __future__ import annotations
