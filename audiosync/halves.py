@@ -38,6 +38,9 @@ _CHECK_S = 1.0   # the audio compared sample for sample
 _REACH_S = 0.25  # how far the seek may land from where it was asked
 # Relative squared difference allowed: exactly equal decodes give 0, an AAC seek about 1e-3.
 _EQUAL = 1e-9
+# A shift whose squared difference, read from the transform, is this close is a candidate (the
+# transform's rounding); the one candidate is then checked exactly against _EQUAL.
+_CANDIDATE = 1e-7
 _SILENT_RMS = 1e-4  # too quiet to prove anything: no splice
 _GRID_S = 0.04
 
@@ -172,7 +175,7 @@ class Halves:
         # (a synthetic loop) would match at more than one, and proves no offset.
         sums = np.concatenate([[0.0], np.cumsum(around * around)])
         diffs = (sums[len(seg):] - sums[:shifts]) + energy - 2.0 * corr
-        if np.count_nonzero(diffs <= max(_EQUAL, 1e-7) * energy) != 1:
+        if np.count_nonzero(diffs <= _CANDIDATE * energy) != 1:
             return None
         shift = int(np.argmin(diffs))
         diff = around[shift:shift + len(seg)] - seg

@@ -360,8 +360,6 @@ def _vouched(correlator: Correlator, sample: np.ndarray, rate: int, weights: np.
         peak = correlator.find(sample, lags=(lo, hi), weights=weights, beta=1.0, guard=guard, spectrum=spectrum)
     except SilentInputError:
         return found
-    if abs(peak.lag - found.lag) > guard:  # the window never overrules the whole search
-        return found
     outside = [r for lag, r in places.items() if not lo - guard <= lag <= hi + guard]
     if peak.coefficient - max(outside, default=-1.0) < LEAD_95:
         return found

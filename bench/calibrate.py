@@ -69,6 +69,14 @@ DEFAULT_MANIFEST = Path(__file__).resolve().parent / "data" / "corpus" / "manife
 DEFAULT_FIT = ("frozen-bubble-data", "extremetuxracer-data", "lincity-ng-data", "fb-music-high")
 
 
+def in_packages(pair: dict, packages: str | None) -> bool:
+    """Whether both songs of ``pair`` are in ``packages`` (comma-separated); None: both held out
+    (neither in DEFAULT_FIT). What bench/live.py and bench/hints.py run on."""
+    keep = set(packages.split(",")) if packages else None
+    songs = (pair.get("package"), pair.get("download_package", pair.get("package")))
+    return all(s in keep for s in songs) if keep else not any(s in DEFAULT_FIT for s in songs)
+
+
 def old_threshold(seconds: float | None) -> float:
     if seconds is None:
         return OLD_OFFLINE

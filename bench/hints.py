@@ -33,7 +33,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from calibrate import DEFAULT_FIT, DEFAULT_MANIFEST  # noqa: E402
+from calibrate import DEFAULT_MANIFEST, in_packages  # noqa: E402
 
 RATE = 16000
 LENGTHS = (3, 6, 10)
@@ -118,12 +118,7 @@ def main(argv=None) -> int:
         return 0
     manifest = Path(args.manifest)
     pairs = json.loads(manifest.read_text())["pairs"]
-    if args.packages:
-        keep = set(args.packages.split(","))
-        ok = lambda p: p.get("package") in keep and p.get("download_package", p.get("package")) in keep  # noqa: E731
-    else:
-        ok = lambda p: not ({p.get("package"), p.get("download_package", p.get("package"))} & set(DEFAULT_FIT))  # noqa: E731
-    matched = [p for p in pairs if p["lag_ms"] is not None and ok(p)]
+    matched = [p for p in pairs if p["lag_ms"] is not None and in_packages(p, args.packages)]
     nulls = []
     for k, p in enumerate(matched[::3]):
         group = [q for q in matched if q.get("song") != p.get("song") and q["condition"] != "intro"]

@@ -46,7 +46,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from calibrate import DEFAULT_FIT, DEFAULT_MANIFEST  # noqa: E402
+from calibrate import DEFAULT_MANIFEST, in_packages  # noqa: E402
 
 MODES = ("realtime", "fast", "hint", "wronghint")
 TOL_MS = 10.0
@@ -124,13 +124,7 @@ def main(argv=None) -> int:
         return 0
     manifest = Path(args.manifest)
     pairs = json.loads(manifest.read_text())["pairs"]
-    if args.packages:
-        keep = set(args.packages.split(","))
-        ok = lambda p: p.get("package") in keep and p.get("download_package", p.get("package")) in keep  # noqa: E731
-    else:
-        fit = set(DEFAULT_FIT)
-        ok = lambda p: p.get("package") not in fit and p.get("download_package", p.get("package")) not in fit  # noqa: E731
-    pairs = [p for p in pairs if ok(p)]
+    pairs = [p for p in pairs if in_packages(p, args.packages)]
     if args.limit:
         pairs = pairs[: args.limit]
     rng = np.random.default_rng(args.seed)
