@@ -10,8 +10,6 @@ the same example through ``sync_files``. Everything it starts, it stops.
 
 from __future__ import annotations
 
-import functools
-import http.server
 import os
 import random
 import shutil
@@ -25,6 +23,7 @@ import numpy as np
 
 from audiosync import ffmpeg
 from audiosync.errors import AudiosyncError
+from audiosync.fileserver import serving
 from audiosync.producer import Producer
 from audiosync.results import Progress
 from audiosync.synth import make_song
@@ -44,24 +43,8 @@ def _progress(p: Progress) -> None:
     say(f"  {p.describe()}")
 
 
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
 def _serve(stack: ExitStack, folder: str) -> str:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=folder))
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, name="demo-http", daemon=True)
-    thread.start()
-
-    def stop():
-        server.shutdown()
-        server.server_close()
-        thread.join()
-
-    stack.callback(stop)
-    return f"http://127.0.0.1:{server.server_address[1]}/song.ogg"
+    return stack.enter_context(serving(folder)) + "/song.ogg"
 
 
 def _pulse_sink(stack: ExitStack) -> str | None:

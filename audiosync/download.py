@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 from audiosync.errors import InputError, InputNotFoundError, MissingExtraError
 
-__all__ = ["input_args", "resolve_with_ytdlp", "search_url"]
+__all__ = ["accepts_ranges", "input_args", "resolve_with_ytdlp", "search_url"]
 
 log = logging.getLogger("audiosync")
 
@@ -88,6 +88,33 @@ def _header_args(headers: dict[str, str]) -> list[str]:
         f"{k}: {v}\r\n" for k, v in headers.items() if "\n" not in k + v and "\r" not in k + v
     )
     return ["-headers", lines] if lines else []
+
+
+def accepts_ranges(args: list[str], timeout: float) -> bool:
+    """Whether the http(s) input of ``args`` (as :func:`input_args` made them) serves byte ranges.
+
+    ffmpeg seeks in a stream by asking for a range; a server that ignores
+    the request and sends the whole file again would make it read the
+    start of the file as if it were the middle. One byte is asked for,
+    with the same headers ffmpeg sends; any failure reads as no.
+    """
+    url = args[-1] if args[-2:-1] == ["-i"] else ""
+    if urlsplit(url).scheme.lower() not in _DIRECT_SCHEMES:
+        return False
+    import http.client  # here: import audiosync stays light
+    import urllib.request
+
+    headers = {"Range": "bytes=0-0"}
+    if "-headers" in args:
+        for line in args[args.index("-headers") + 1].split("\r\n"):
+            name, sep, value = line.partition(": ")
+            if sep:
+                headers.setdefault(name, value)
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout) as r:
+            return r.status == 206 and r.headers.get("Content-Range", "").startswith("bytes 0-0/")
+    except (OSError, ValueError, http.client.HTTPException):  # URLError and timeouts are OSError
+        return False
 
 
 def input_args(url: str | os.PathLike[str], use_ytdlp: bool | None = None) -> list[str]:

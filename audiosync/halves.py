@@ -1,7 +1,7 @@
 """One long file decoded as two halves at once, spliced only where the halves are proven equal.
 
-Decoding is the floor of an offline sync, and ffmpeg's audio decoders use
-one core. A second ffmpeg that seeks to the middle (``-ss``) decodes the
+Decoding is the floor of an offline sync and of a live call's answer
+(which waits for the whole song), and ffmpeg's audio decoders use one core. A second ffmpeg that seeks to the middle (``-ss``) decodes the
 second half on the other core while the first decodes from the start. A
 seek lands on the stream's timestamps, which can be off by some samples
 (Opus in WebM: 128 at 16 kHz), and some decoders (AAC, Vorbis) do not give
@@ -21,9 +21,10 @@ import threading
 
 import numpy as np
 
+from audiosync.download import accepts_ranges
 from audiosync.producer import Producer
 
-__all__ = ["SPLIT_MIN_S", "Halves", "probe", "split_point", "splittable"]
+__all__ = ["SPLIT_MIN_S", "Halves", "probe", "split", "split_point", "splittable"]
 
 # Shorter files decode in half a second: a second ffmpeg (and ffprobe) would cost what it saves.
 SPLIT_MIN_S = 120.0
@@ -33,6 +34,7 @@ _SPLIT_CODECS = ("opus", "mp3")
 # Not worth the ffprobe: fast decoders, and AAC (not the same samples after a seek).
 _WHOLE_SUFFIXES = (".wav", ".flac", ".aif", ".aiff", ".w64", ".m4a", ".aac")
 _PROBE_TIMEOUT_S = 5.0
+_RANGE_TIMEOUT_S = 2.0  # the one-byte request that tells whether a server seeks
 _SKIP_S = 0.5    # past the second half's first samples (a decoder's warm-up, if any)
 _CHECK_S = 1.0   # the audio compared sample for sample
 _REACH_S = 0.25  # how far the seek may land from where it was asked
@@ -45,14 +47,15 @@ _SILENT_RMS = 1e-4  # too quiet to prove anything: no splice
 _GRID_S = 0.04
 
 
-def probe(path: str) -> tuple[float, str] | None:
-    """(duration_s, codec) of a local file's first audio stream, or None when ffprobe cannot tell."""
+def probe(args: list[str]) -> tuple[float, str] | None:
+    """(duration_s, codec) of the first audio stream of the input ffmpeg reads with ``args``
+    (``[options...] -i URL``), or None when ffprobe cannot tell."""
     exe = shutil.which("ffprobe")
     if not exe:
         return None
     try:
         out = subprocess.run([exe, "-v", "error", "-select_streams", "a:0", "-show_entries",
-                              "stream=codec_name:format=duration", "-of", "json", "-i", path],
+                              "stream=codec_name:format=duration", "-of", "json", *args],
                              stdin=subprocess.DEVNULL, capture_output=True, timeout=_PROBE_TIMEOUT_S).stdout
         info = json.loads(out or b"{}")
         return float(info["format"]["duration"]), str(info["streams"][0]["codec_name"])
@@ -60,14 +63,21 @@ def probe(path: str) -> tuple[float, str] | None:
         return None
 
 
-def splittable(url: str, rate: int, capacity: int) -> float | None:
-    """The seconds of the input ffmpeg reads as ``url`` that are to be decoded in two halves, or
-    None to decode it whole: only local files (``file:PATH``, as
-    :func:`audiosync.download.input_args` gives them) are split."""
-    if (os.cpu_count() or 1) < 2 or not url.startswith("file:") or not os.path.isfile(url[5:]) \
-            or url.lower().endswith(_WHOLE_SUFFIXES):
+def splittable(args: list[str], rate: int, capacity: int) -> float | None:
+    """The seconds of the input ffmpeg reads with ``args`` (as
+    :func:`audiosync.download.input_args` gives them) that are to be decoded
+    in two halves, or None to decode it whole: a local file (``file:PATH``),
+    or an http(s) stream whose server serves byte ranges (ffmpeg seeks with
+    them; YouTube's do)."""
+    url = args[-1] if args[-2:-1] == ["-i"] else ""
+    if (os.cpu_count() or 1) < 2 or url.lower().split("?")[0].endswith(_WHOLE_SUFFIXES):
         return None
-    info = probe(url)
+    if url.startswith("file:"):
+        if not os.path.isfile(url[5:]):
+            return None
+    elif not accepts_ranges(args, _RANGE_TIMEOUT_S):
+        return None
+    info = probe(args)
     if info is None:
         return None
     duration, codec = info
@@ -75,6 +85,18 @@ def splittable(url: str, rate: int, capacity: int) -> float | None:
     if codec not in _SPLIT_CODECS or span < SPLIT_MIN_S:
         return None
     return span
+
+
+def split(name: str, args: list[str], first: Producer, cond: threading.Condition) -> "Producer | Halves":
+    """``first`` (already decoding ``args``) joined by a second ffmpeg from the middle when the
+    input is worth it (:func:`splittable`), else ``first`` itself."""
+    span = splittable(args, first.rate, len(first.buffer))  # while the first ffmpeg reads on
+    if span is None:
+        return first
+    at = split_point(span, first.count / first.rate)
+    if at >= span - SPLIT_MIN_S / 4:  # the first ffmpeg is nearly there alone
+        return first
+    return Halves(name, args, at, first, cond)
 
 
 def split_point(span_s: float, done_s: float) -> float:
@@ -86,13 +108,13 @@ def split_point(span_s: float, done_s: float) -> float:
 
 
 class Halves:
-    """A :class:`Producer` look-alike for one local file: ``first`` decodes from the start, ``second``
-    from ``at_s``; :meth:`check` splices them once they overlap, :meth:`finish` joins the audio.
+    """A :class:`Producer` look-alike for one input (``args``, ending ``-i URL``): ``first`` decodes
+    from the start, ``second`` from ``at_s``; :meth:`check` splices them once they overlap, :meth:`finish` joins the audio.
 
     Read under the shared condition: ``done``, ``count``, ``error``, :meth:`wants_check`.
     """
 
-    def __init__(self, name: str, path: str, at_s: float, first: Producer, cond: threading.Condition):
+    def __init__(self, name: str, args: list[str], at_s: float, first: Producer, cond: threading.Condition):
         self.name, self.rate, self.cond = name, first.rate, cond
         self.first = first
         self.at = int(round(at_s * self.rate))
@@ -100,7 +122,7 @@ class Halves:
         self._reach = int(_REACH_S * self.rate)
         try:
             self.second: Producer | None = Producer(
-                f"{name}-second", ["-ss", f"{at_s:.2f}", "-i", path], self.rate,
+                f"{name}-second", [*args[:-2], "-ss", f"{at_s:.2f}", *args[-2:]], self.rate,
                 len(first.buffer) - self.at + self._reach, cond, buffered=True)
         except OSError:  # no second process today: the first reads on alone
             self.second = None

@@ -269,9 +269,9 @@ def estimate(correlator: Correlator, sample: np.ndarray, method: str, rate: int,
     thread beside the phase transform, joined before returning, and the
     sample's transform beside the source's, once for both: the kernel
     releases the GIL and each call owns its buffers, so a second core
-    halves the wait, for a second set of transform buffers. Only
-    :func:`audiosync.sync_files`, which runs threads of its own anyway,
-    asks for it.
+    halves the wait, for a second set of transform buffers. A sync's
+    answer (live or offline) and a tracker's whole-song search ask for it;
+    a lag map's windows, already searched two at a time, do not.
     """
     m, n = correlator.source.shape[0], len(sample)
     if method == "seed":

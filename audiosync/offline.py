@@ -11,7 +11,7 @@ import numpy as np
 from audiosync._sizes import working_length
 from audiosync.download import input_args
 from audiosync.errors import InputError, WindowError
-from audiosync.halves import SPLIT_MIN_S, Halves, split_point, splittable
+from audiosync.halves import Halves, split
 from audiosync.lagmap import BREAK_MS, LagMap, anchor, lag_map, warp
 from audiosync.matches import find_matches
 from audiosync.method import Estimate, estimate, make_correlator
@@ -52,8 +52,8 @@ def decode_inputs(inputs, sample_rate: int, max_seconds: float | None = None,
                   timeout: float | None = None, windows=None, halves: bool = True) -> tuple[list[np.ndarray], bool]:
     """Decode every input whole, at once (one ffmpeg each), to mono float32 at ``sample_rate``.
 
-    ``halves``: a long local file without a window (and no ``timeout``) is
-    also decoded from its middle by a second ffmpeg (:mod:`audiosync.halves`).
+    ``halves``: a long file without a window (and no ``timeout``) is also
+    decoded from its middle by a second ffmpeg (:mod:`audiosync.halves`).
 
     Returns the arrays and whether every input ended before ``timeout``
     (else each array holds what was decoded by then). ``windows``: one
@@ -71,14 +71,11 @@ def decode_inputs(inputs, sample_rate: int, max_seconds: float | None = None,
         for i, a in enumerate(args):
             producers.append(Producer(f"input{i}", a, sample_rate, capacity, cond, buffered=True))
         if halves and timeout is None:
-            # A long local file also decoded from its middle on another core (the first
+            # A long file also decoded from its middle on another core (the first
             # ffmpeg is already running while ffprobe reads the header).
             for i, (a, w) in enumerate(zip(args, windows)):
-                span = splittable(a[-1], sample_rate, capacity) if w is None and a[-2:-1] == ["-i"] else None
-                if span is not None:
-                    at = split_point(span, producers[i].count / sample_rate)
-                    if at < span - SPLIT_MIN_S / 4:  # else the first ffmpeg is nearly there alone
-                        producers[i] = Halves(f"input{i}", a[-1], at, producers[i], cond)
+                if w is None:
+                    producers[i] = split(f"input{i}", a, producers[i], cond)
         finished = wait_decoded(producers, cond, deadline)
     finally:
         # Stop decoding now: after a timeout an endless input would otherwise go
@@ -206,8 +203,8 @@ def sync_files(reference: str | os.PathLike[str], other: str | os.PathLike[str],
         start of ``other``), ``all_matches`` (every confident place in
         ``matches``), ``reference_window`` and ``other_window``
         (``(start_s, duration_s)``: read only that part; lags stay in each
-        input's own timeline), ``split_decode`` (default True: a long local
-        Opus or MP3 file is decoded as two halves at once).
+        input's own timeline), ``split_decode`` (default True: a long Opus or
+        MP3 file, local or served with byte ranges, is decoded as two halves at once).
 
     Returns
     -------

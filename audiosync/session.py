@@ -15,6 +15,7 @@ from audiosync._sizes import DEFAULT_INTERVALS
 from audiosync.capture import capture_input_args
 from audiosync.download import input_args
 from audiosync.errors import CaptureError, InputError, JobBusyError
+from audiosync.halves import Halves, split
 from audiosync.method import NOTHING, estimate, make_correlator
 from audiosync.options import SyncOptions
 from audiosync.producer import Producer
@@ -187,7 +188,7 @@ class _Run:
         self.on_progress = on_progress
         self.t0 = time.monotonic()
         self.deadline = None if options.timeout is None else self.t0 + options.timeout
-        self.download: Producer | None = None
+        self.download: Producer | Halves | None = None
         self.recording: Producer | None = None
         self.history: list[Progress] = []
         self.best: SyncResult | None = None
@@ -215,7 +216,11 @@ class _Run:
                                      int(round(self.options.max_download_s * self.rate)), self.job.condition,
                                      buffered=True)
             self._start_recording()
-            return self._schedule()
+            with self.job.condition:
+                held = self.recording.count  # audio recorded before the call (a listener's buffer)
+            # A long song also decoded from its middle: the answer waits for all of it.
+            self.download = split("download", download_args, self.download, self.job.condition)
+            return self._schedule(held)
         finally:
             self._stop_all()
 
@@ -231,11 +236,10 @@ class _Run:
                                f"{rec.error or 'the capture gave no audio'}")
         return (rec.count >= need_capture or rec.done) and (dl.count >= need_download or dl.done)
 
-    def _schedule(self) -> SyncResult:
+    def _schedule(self, held: int) -> SyncResult:
         intervals = self.options.intervals
         k = 0
-        with self.job.condition:
-            held = min(self.recording.count, int(round(intervals[-1] * self.rate)))
+        held = min(held, int(round(intervals[-1] * self.rate)))
         # Audio already recorded (a listener's buffer) is used at once, all of it.
         while k + 1 < len(intervals) and intervals[k + 1] * self.rate <= held:
             k += 1
@@ -245,7 +249,7 @@ class _Run:
             # better one, so an estimate on part of the song could only mislead, and a capture
             # read faster than the download would use up the schedule on it.
             need_download = len(self.download.buffer)
-            wake = self.job.wait_until(lambda: self._has(need_capture, need_download), self.deadline)
+            wake = self._wait(need_capture, need_download)
             if wake is Wake.PAUSED:
                 # The desktop stopped: what was captured no longer lines up with
                 # what comes after.  Drop it and start the schedule again.
@@ -266,6 +270,23 @@ class _Run:
                 return self._finish("capture-ended" if k + 1 < len(intervals) else "exhausted")
             k += 1
         return self._finish("exhausted")
+
+    def _wait(self, need_capture: int, need_download: int) -> Wake:
+        """:meth:`SyncJob.wait_until` both buffers hold what the interval needs, splicing a download
+        decoded as two halves as soon as they overlap."""
+        dl = self.download
+        while True:
+            splice = False
+
+            def ready() -> bool:
+                nonlocal splice
+                splice = isinstance(dl, Halves) and dl.wants_check()
+                return splice or self._has(need_capture, need_download)
+
+            wake = self.job.wait_until(ready, self.deadline)
+            if wake is not Wake.READY or not splice:
+                return wake
+            dl.check()  # outside the condition: it may stop an ffmpeg
 
     def _window(self) -> tuple[int, int]:
         """The lags (samples) where the capture probably starts: around the hint, or the song's start."""
@@ -290,6 +311,8 @@ class _Run:
             # Full at max_download_s counts as complete even before its reader marks it done.
             dl_done = self.download.done or self.download.count >= len(self.download.buffer)
             anchor = self.recording.anchor
+        if dl_done and isinstance(self.download, Halves):
+            self.download.stop()  # both ffmpeg have ended (or filled the buffer): join the halves' audio
         # A download that ended early is padded with zeros (the buffer is
         # zero beyond what ffmpeg wrote), as in the original.
         n_src = max(n_dl, 2 * n_cap) if dl_done else n_dl
@@ -297,7 +320,8 @@ class _Run:
         sample = self.recording.buffer[:n_cap]
         try:
             est = estimate(self._correlator(n_src), sample, self.options.method, self.rate, "live",
-                           n_cap / self.rate, window=self._window(), trusted=self.options.hint_ms is not None)
+                           n_cap / self.rate, window=self._window(), trusted=self.options.hint_ms is not None,
+                           beside=True)
         except ValueError as exc:  # fewer than 2 samples captured
             log.debug("interval skipped: %s", exc)
             est = NOTHING

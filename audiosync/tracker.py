@@ -304,7 +304,7 @@ class Tracker:
             # "offline": the live rule's 3 s floor is applied below, except inside a near window.
             # The caller's hint_ms is vouched for (see SyncOptions.hint_ms); the near window is not.
             est = estimate(self._whole, audio, self.options.method, self.rate, "offline", window=window,
-                           trusted=window is not None and self._left is None)
+                           trusted=window is not None and self._left is None, beside=True)
         except ValueError as exc:
             log.debug("tracker: search skipped: %s", exc)
             return

@@ -44,8 +44,6 @@ one core; a tracker's re-check CPU (thread time); the ring's size.
 from __future__ import annotations
 
 import argparse
-import functools
-import http.server
 import json
 import os
 import random
@@ -282,6 +280,7 @@ def main(argv=None) -> int:
 
     import audiosync
     from audiosync import ffmpeg as affmpeg
+    from audiosync.fileserver import serving
     from audiosync.pulse_server import PrivatePulseServer
 
     manifest = json.loads(args.manifest.read_text())
@@ -304,13 +303,9 @@ def main(argv=None) -> int:
                       "pcm": affmpeg.decode(str(corpus / "downloads" / f"{n}.webm"), rate)})
     print(f"songs: {', '.join(names)}", flush=True)
 
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(corpus / "downloads"))
-    handler.log_message = lambda *a: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{server.server_address[1]}"
     rows = []
-    with PrivatePulseServer((SINK,), rate=PLAY_RATE) as pulse:
+    # Byte ranges, as YouTube serves them (a long download is decoded from both ends).
+    with serving(corpus / "downloads") as base, PrivatePulseServer((SINK,), rate=PLAY_RATE) as pulse:
         os.environ["PULSE_SERVER"] = pulse.server
         with audiosync.Listener(f"{SINK}.monitor", sample_rate=rate) as ls:
             # The quiet minute: the listener alone, nothing else of ours running.
@@ -334,7 +329,6 @@ def main(argv=None) -> int:
                 print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()}),
                       flush=True)
             restarts = ls.status().restarts
-    server.shutdown()
     print(f"listener restarts during the run: {restarts}")
     table(rows, cost)
     if args.save:

@@ -3,12 +3,15 @@ the halves differ (AAC after a seek, silence at the seam) the first half goes on
 
 from __future__ import annotations
 
+import functools
+import http.server
 import threading
 
 import numpy as np
 import pytest
 
-from audiosync import halves, offline
+from audiosync import halves, offline, sync
+from audiosync.fileserver import serving
 from audiosync.halves import Halves, split_point, splittable
 from audiosync.producer import Producer
 from audiosync.synth import make_song
@@ -50,7 +53,7 @@ def made(monkeypatch) -> list:
             super().__init__(*args, **kwargs)
             made.append(self)
 
-    monkeypatch.setattr(offline, "Halves", Recorded)
+    monkeypatch.setattr(halves, "Halves", Recorded)  # what halves.split makes
     return made
 
 
@@ -59,7 +62,7 @@ def _decode_halves(path, at_s: float) -> Halves:
     cond = threading.Condition()
     url = f"file:{path}"
     first = Producer("first", ["-i", url], SR, int(LONG_S * 2 * SR), cond, buffered=True)
-    h = Halves("input", url, at_s, first, cond)
+    h = Halves("input", ["-i", url], at_s, first, cond)
     try:
         assert offline.wait_decoded([h], cond)
     finally:
@@ -107,17 +110,17 @@ def test_a_seek_past_the_end_leaves_the_first_half_alone(long_files):
 
 def test_which_inputs_are_split(long_files, monkeypatch):
     cap = int(3600 * SR)
-    span = splittable(f"file:{long_files['webm']}", SR, cap)
+    span = splittable(["-i", f"file:{long_files['webm']}"], SR, cap)
     assert span is not None and abs(span - LONG_S) < 1.0
-    assert splittable(f"file:{long_files['mp3']}", SR, cap) is not None
-    assert splittable(f"file:{long_files['short']}", SR, cap) is None          # too short to gain
-    assert splittable(f"file:{long_files['wav']}", SR, cap) is None            # decodes fast anyway
-    assert splittable(f"file:{long_files['m4a']}", SR, cap) is None            # AAC: not equal after a seek
-    assert splittable(f"file:{long_files['webm']}", SR, int(130 * SR)) == 130.0  # max_seconds: what is read
-    assert splittable(f"file:{long_files['webm']}", SR, int(100 * SR)) is None  # too little of it read
-    assert splittable("http://127.0.0.1:9/long.webm", SR, cap) is None         # only local files
+    assert splittable(["-i", f"file:{long_files['mp3']}"], SR, cap) is not None
+    assert splittable(["-i", f"file:{long_files['short']}"], SR, cap) is None          # too short to gain
+    assert splittable(["-i", f"file:{long_files['wav']}"], SR, cap) is None            # decodes fast anyway
+    assert splittable(["-i", f"file:{long_files['m4a']}"], SR, cap) is None            # AAC: not equal after a seek
+    assert splittable(["-i", f"file:{long_files['webm']}"], SR, int(130 * SR)) == 130.0  # max_seconds: what is read
+    assert splittable(["-i", f"file:{long_files['webm']}"], SR, int(100 * SR)) is None  # too little of it read
+    assert splittable(["-i", "http://127.0.0.1:9/long.webm"], SR, cap) is None  # no server: whole
     monkeypatch.setattr(halves.shutil, "which", lambda name: None)
-    assert splittable(f"file:{long_files['webm']}", SR, cap) is None           # no ffprobe: whole
+    assert splittable(["-i", f"file:{long_files['webm']}"], SR, cap) is None           # no ffprobe: whole
 
 
 def test_the_split_leaves_both_ffmpeg_as_much_to_decode():
@@ -141,3 +144,39 @@ def test_sync_files_on_a_split_reference(long_files, tmp_path, made):
     assert len(made) == 1
     assert r.lag_ms == whole.lag_ms and r.confidence == whole.confidence
     assert abs(r.lag_ms - 100250.0) < 1.0
+
+
+def test_a_stream_is_split_only_where_its_server_serves_ranges(long_files):
+    folder = long_files["webm"].parent
+    with serving(folder) as base:  # byte ranges, as YouTube serves them
+        url = f"{base}/webm.webm"
+        span = splittable(["-rw_timeout", "15000000", "-i", url], SR, int(3600 * SR))
+        assert span is not None and abs(span - LONG_S) < 1.0
+        assert splittable(["-i", f"{base}/short.webm"], SR, int(3600 * SR)) is None
+    # Python's own handler sends the whole file whatever range is asked: a seek would read garbage.
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(
+        type("Quiet", (http.server.SimpleHTTPRequestHandler,), {"log_message": lambda *a: None}),
+        directory=str(folder)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/webm.webm"
+        assert splittable(["-i", url], SR, int(3600 * SR)) is None
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_a_live_sync_decodes_a_long_download_as_halves(long_files, tmp_path, made):
+    # The live answer waits for the whole song: a long download over HTTP is decoded from
+    # both ends, and the song the estimate sees is a whole decode's, sample for sample.
+    song = decode(long_files["wav"], SR)
+    clip = write_wav(tmp_path / "clip.wav", song[int(110.5 * SR):int(120.5 * SR)], SR)
+    with serving(long_files["webm"].parent) as base:
+        r = sync(f"{base}/webm.webm", capture=["-i", str(clip)], intervals=(5, 10), keep_audio=True)
+    assert len(made) == 1 and made[0].offset is not None, "the download was not decoded as two halves"
+    assert r.confident and abs(r.lag_ms - 110500.0) < 1.0
+    whole = decode(long_files["webm"], SR)
+    assert len(r.audio[0]) == len(whole)
+    np.testing.assert_array_equal(r.audio[0], whole)
