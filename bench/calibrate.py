@@ -59,6 +59,7 @@ from audiosync import method as M
 
 RATE = 16000
 SCHEDULE = (3, 6, 10, 15, 20, 30)
+FLOOR_S = M.MIN_CONFIDENT_S  # the shortest capture that may be confident (--floor)
 HINT_WINDOW_MS = 3000.0
 TOL_MS, FINE_MS = 10.0, 1.0
 MODES = ("start",)  # the hint mode is measured end to end by bench/live.py
@@ -148,9 +149,9 @@ def verdict(row: dict, rule: str, limits: tuple[float, ...]) -> tuple[bool, floa
     if rule == "old":
         return row["old_prominence"] >= old_threshold(row["seconds"]), row["old_lag_ms"]
     evidence_95, prominence_95, lead_95, *alone = limits
-    short = row["seconds"] is not None and row["seconds"] < M.MIN_CONFIDENT_S
+    short = row["seconds"] is not None and row["seconds"] < FLOOR_S
     # alone (--lead-alone): a waveform lead this large stands in for the prominence
-    stands_out = row["prominence"] >= prominence_95 or (alone and _lead(row) >= alone[0])
+    stands_out = row["prominence"] >= prominence_95 or (bool(alone) and _lead(row) >= alone[0])
     return (row["evidence"] >= evidence_95 and stands_out and _agrees(row, lead_95)
             and not short), row["lag_ms"]
 
@@ -243,10 +244,17 @@ def main(argv=None) -> int:
     ap.add_argument("--margin", type=float, default=1.25)
     ap.add_argument("--seed", type=int, default=12)
     ap.add_argument("--null-every", type=int, default=3, help="one null pair per this many matched pairs")
+    ap.add_argument("--schedule", type=float, nargs="+", help="capture lengths to estimate at (s; default: "
+                    "the live schedule). 2 2.5 3 with --floor 2: the tracker's early searches (tracker.EARLY_S)")
+    ap.add_argument("--floor", type=float, default=M.MIN_CONFIDENT_S,
+                    help="the shortest capture that may be confident (s; default: a sync's, MIN_CONFIDENT_S)")
     ap.add_argument("--lead-alone", type=float, nargs="*", default=[],
                     help="also report the package's rule with a waveform lead this large standing in for the "
                          "prominence (tried for issue 14's slow answers; dropped)")
     args = ap.parse_args(argv)
+    global SCHEDULE, FLOOR_S
+    SCHEDULE = tuple(args.schedule or SCHEDULE)
+    FLOOR_S = args.floor
     if args.load:
         rows = [r for f in args.load for r in json.loads(Path(f).read_text())["rows"]]
         # Estimates saved before null pairs kept to different works: leave those out.
@@ -306,6 +314,16 @@ def main(argv=None) -> int:
               for v in args.lead_alone)):
         report(test_rows, rule, limits, f"held-out packages, rule: {name}")
         report(fit_rows, rule, limits, f"fit packages, rule: {name}")
+    print(f"\nthe package's rule at each length (floor {FLOOR_S:g} s): confident and right, wrong; unrelated confident")
+    for name, sel in (("held out", test_rows), ("fit", fit_rows)):
+        for t in sorted({r["seconds"] for r in sel if r["seconds"] is not None}):
+            at = [(r, *verdict(r, "new", package)) for r in sel if r["seconds"] == t and r["mode"] == "start"]
+            matched = [a for a in at if a[0]["truth_ms"] is not None]
+            right = sum(c and abs(lag - r["truth_ms"]) <= TOL_MS for r, c, lag in matched)
+            wrong = sum(c and abs(lag - r["truth_ms"]) > TOL_MS for r, c, lag in matched)
+            unrelated = [c for r, c, _ in at if r["truth_ms"] is None]
+            print(f"  {name:8} {t:5g} s: {right}/{len(matched)} right, {wrong} wrong; "
+                  f"{sum(unrelated)}/{len(unrelated)} unrelated")
     return 0
 
 
