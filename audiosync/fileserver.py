@@ -36,18 +36,24 @@ class _RangeHandler(http.server.SimpleHTTPRequestHandler):
         match = _RANGE.fullmatch(self.headers.get("Range", "").strip())
         if match is None or not (match[1] or match[2]) or not os.path.isfile(path):
             return super().send_head()
-        size = os.path.getsize(path)
+        if match[1] and match[2] and int(match[2]) < int(match[1]):
+            return super().send_head()  # not a valid range: ignored, the whole file (RFC 9110)
+        try:
+            f = open(path, "rb")
+        except OSError:
+            return super().send_head()  # the handler's own answer (404)
+        size = os.fstat(f.fileno()).st_size
         if match[1]:
             start, end = int(match[1]), min(int(match[2]) if match[2] else size - 1, size - 1)
         else:  # "bytes=-N": the last N bytes
             start, end = max(0, size - int(match[2])), size - 1
         if start > end:
+            f.close()
             self.send_response(416)
             self.send_header("Content-Range", f"bytes */{size}")
             self.send_header("Content-Length", "0")
             self.end_headers()
             return None
-        f = open(path, "rb")
         f.seek(start)
         self.send_response(206)
         self.send_header("Content-Type", self.guess_type(path))

@@ -1,7 +1,8 @@
 """One long file decoded as two halves at once, spliced only where the halves are proven equal.
 
 Decoding is the floor of an offline sync and of a live call's answer
-(which waits for the whole song), and ffmpeg's audio decoders use one core. A second ffmpeg that seeks to the middle (``-ss``) decodes the
+(which waits for the whole song), and ffmpeg's audio decoders use one
+core. A second ffmpeg that seeks to the middle (``-ss``) decodes the
 second half on the other core while the first decodes from the start. A
 seek lands on the stream's timestamps, which can be off by some samples
 (Opus in WebM: 128 at 16 kHz), and some decoders (AAC, Vorbis) do not give
@@ -24,7 +25,7 @@ import numpy as np
 from audiosync.download import accepts_ranges
 from audiosync.producer import Producer
 
-__all__ = ["SPLIT_MIN_S", "Halves", "probe", "split", "split_point", "splittable"]
+__all__ = ["SPLIT_MIN_S", "Halves", "Splitter", "probe", "split", "split_point", "splittable"]
 
 # Shorter files decode in half a second: a second ffmpeg (and ffprobe) would cost what it saves.
 SPLIT_MIN_S = 120.0
@@ -90,13 +91,50 @@ def splittable(args: list[str], rate: int, capacity: int) -> float | None:
 def split(name: str, args: list[str], first: Producer, cond: threading.Condition) -> "Producer | Halves":
     """``first`` (already decoding ``args``) joined by a second ffmpeg from the middle when the
     input is worth it (:func:`splittable`), else ``first`` itself."""
-    span = splittable(args, first.rate, len(first.buffer))  # while the first ffmpeg reads on
-    if span is None:
+    return _joined(name, args, splittable(args, first.rate, len(first.buffer)), first, cond)
+
+
+def _joined(name: str, args: list[str], span: float | None, first: Producer,
+            cond: threading.Condition) -> "Producer | Halves":
+    if span is None or first.done:
         return first
     at = split_point(span, first.count / first.rate)
     if at >= span - SPLIT_MIN_S / 4:  # the first ffmpeg is nearly there alone
         return first
     return Halves(name, args, at, first, cond)
+
+
+class Splitter:
+    """:func:`split` with its question (ffprobe, a server's range request: up to seconds on a
+    slow network) asked in a thread, so a live job's waits stay responsive to abort and pause.
+
+    ``ready`` (read under ``cond``, which is notified): :meth:`apply` gives the answer at once.
+    :meth:`stop` joins the thread (within the probes' timeouts).
+    """
+
+    def __init__(self, name: str, args: list[str], first: Producer, cond: threading.Condition):
+        self.name, self.args, self.first, self.cond = name, args, first, cond
+        self.ready = False
+        self._span: float | None = None
+        self._thread = threading.Thread(target=self._ask, name=f"audiosync-{name}-probe", daemon=True)
+        self._thread.start()
+
+    def _ask(self) -> None:
+        span = None
+        try:
+            span = splittable(self.args, self.first.rate, len(self.first.buffer))
+        finally:
+            with self.cond:
+                self._span, self.ready = span, True
+                self.cond.notify_all()
+
+    def apply(self) -> "Producer | Halves":
+        """The producer to read on: a :class:`Halves`, or ``first`` alone (outside the condition)."""
+        self._thread.join()
+        return _joined(self.name, self.args, self._span, self.first, self.cond)
+
+    def stop(self) -> None:
+        self._thread.join()
 
 
 def split_point(span_s: float, done_s: float) -> float:
@@ -108,8 +146,9 @@ def split_point(span_s: float, done_s: float) -> float:
 
 
 class Halves:
-    """A :class:`Producer` look-alike for one input (``args``, ending ``-i URL``): ``first`` decodes
-    from the start, ``second`` from ``at_s``; :meth:`check` splices them once they overlap, :meth:`finish` joins the audio.
+    """A :class:`Producer` look-alike for one input (``args``, ending ``-i URL``): ``first``
+    decodes from the start, ``second`` from ``at_s``; :meth:`check` splices them once they
+    overlap, :meth:`finish` joins the audio.
 
     Read under the shared condition: ``done``, ``count``, ``error``, :meth:`wants_check`.
     """
@@ -139,17 +178,15 @@ class Halves:
             return self.offset + min(self.second.count, len(self.first.buffer) - self.offset)
         return self.first.count
 
+    # After the splice the second half is the file's end, whatever the first (stopped there) says;
+    # before it, the first half is the answer (whole, or failed).
     @property
     def error(self) -> str | None:
-        if self.first.error or self.offset is None or self.second is None:
-            return self.first.error
-        return self.second.error  # after the splice, the second half is the file's end
+        return self.second.error if self.offset is not None else self.first.error
 
     @property
     def done(self) -> bool:
-        if self.first.done and (self.offset is None or self.first.error):
-            return True  # the first half read the whole file (or failed): it is the answer
-        return self.offset is not None and self.second is not None and self.second.done
+        return self.second.done if self.offset is not None else self.first.done
 
     def _need(self) -> tuple[int, int]:
         """The samples each half must hold for the comparison."""

@@ -120,8 +120,9 @@ class FileOptions(_CommonOptions):
     other_window: tuple[float, float | None] | None = None
     """Likewise for ``other``."""
     split_decode: bool = True
-    """Decode a long Opus or MP3 file (local, or served with byte ranges) as two halves at once, on
-    two cores (joined only where they are proven equal). A batch running pairs side by side turns it off: its cores are busy."""
+    """Decode a long Opus or MP3 file (local, or served with byte ranges) as two halves at once,
+    on two cores (joined only where they are proven equal). A batch running pairs side by side
+    turns it off: its cores are busy."""
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -15,7 +15,7 @@ from audiosync._sizes import DEFAULT_INTERVALS
 from audiosync.capture import capture_input_args
 from audiosync.download import input_args
 from audiosync.errors import CaptureError, InputError, JobBusyError
-from audiosync.halves import Halves, split
+from audiosync.halves import Halves, Splitter
 from audiosync.method import NOTHING, estimate, make_correlator
 from audiosync.options import SyncOptions
 from audiosync.producer import Producer
@@ -189,6 +189,7 @@ class _Run:
         self.t0 = time.monotonic()
         self.deadline = None if options.timeout is None else self.t0 + options.timeout
         self.download: Producer | Halves | None = None
+        self.splitter: Splitter | None = None
         self.recording: Producer | None = None
         self.history: list[Progress] = []
         self.best: SyncResult | None = None
@@ -203,7 +204,7 @@ class _Run:
                                              self.job.condition)
 
     def _stop_all(self) -> None:
-        for p in (self.recording, self.download):
+        for p in (self.recording, self.download, self.splitter):
             if p is not None:
                 p.stop()
 
@@ -216,11 +217,10 @@ class _Run:
                                      int(round(self.options.max_download_s * self.rate)), self.job.condition,
                                      buffered=True)
             self._start_recording()
-            with self.job.condition:
-                held = self.recording.count  # audio recorded before the call (a listener's buffer)
-            # A long song also decoded from its middle: the answer waits for all of it.
-            self.download = split("download", download_args, self.download, self.job.condition)
-            return self._schedule(held)
+            # A long song also decoded from its middle (the answer waits for all of it), once a
+            # thread has asked whether it is worth it.
+            self.splitter = Splitter("download", download_args, self.download, self.job.condition)
+            return self._schedule()
         finally:
             self._stop_all()
 
@@ -236,10 +236,11 @@ class _Run:
                                f"{rec.error or 'the capture gave no audio'}")
         return (rec.count >= need_capture or rec.done) and (dl.count >= need_download or dl.done)
 
-    def _schedule(self, held: int) -> SyncResult:
+    def _schedule(self) -> SyncResult:
         intervals = self.options.intervals
         k = 0
-        held = min(held, int(round(intervals[-1] * self.rate)))
+        with self.job.condition:
+            held = min(self.recording.count, int(round(intervals[-1] * self.rate)))
         # Audio already recorded (a listener's buffer) is used at once, all of it.
         while k + 1 < len(intervals) and intervals[k + 1] * self.rate <= held:
             k += 1
@@ -272,21 +273,29 @@ class _Run:
         return self._finish("exhausted")
 
     def _wait(self, need_capture: int, need_download: int) -> Wake:
-        """:meth:`SyncJob.wait_until` both buffers hold what the interval needs, splicing a download
-        decoded as two halves as soon as they overlap."""
-        dl = self.download
+        """:meth:`SyncJob.wait_until` both buffers hold what the interval needs; meanwhile a download
+        found worth decoding as two halves gets its second ffmpeg, and the halves are spliced as
+        soon as they overlap."""
         while True:
-            splice = False
+            step = None
 
             def ready() -> bool:
-                nonlocal splice
-                splice = isinstance(dl, Halves) and dl.wants_check()
-                return splice or self._has(need_capture, need_download)
+                nonlocal step
+                if self.splitter is not None and self.splitter.ready:
+                    step = "split"
+                elif isinstance(self.download, Halves) and self.download.wants_check():
+                    step = "splice"
+                else:
+                    step = None
+                return step is not None or self._has(need_capture, need_download)
 
             wake = self.job.wait_until(ready, self.deadline)
-            if wake is not Wake.READY or not splice:
+            if wake is not Wake.READY or step is None:
                 return wake
-            dl.check()  # outside the condition: it may stop an ffmpeg
+            if step == "split":  # outside the condition: it may start an ffmpeg
+                self.download, self.splitter = self.splitter.apply(), None
+            else:
+                self.download.check()  # outside the condition: it may stop an ffmpeg
 
     def _window(self) -> tuple[int, int]:
         """The lags (samples) where the capture probably starts: around the hint, or the song's start."""

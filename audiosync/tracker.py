@@ -1,12 +1,13 @@
 """Following the player: a lag kept up to date from a listener's audio.
 
 A :class:`Tracker` decodes the song once, finds the lag in the audio heard
-since ``since`` (the search a sync makes), then every ``every_s`` seconds
-looks for the newest audio only near where the lag says it should be: a
-search a few hundred milliseconds wide, which costs a few milliseconds.
-When that look fails, the stretch where the audio stopped following the
-line is found, the lag is unknown (reported once), and the whole song is
-searched again from that point on, as a new sync would.
+since ``since`` (the search a sync makes, but from 2 s of audio on: see
+EARLY_S), then every ``every_s`` seconds looks for the newest audio only
+near where the lag says it should be: a search a few hundred milliseconds
+wide, which costs a few milliseconds. When that look fails, the stretch
+where the audio stopped following the line is found, the lag is unknown
+(reported once), and the whole song is searched again from that point on,
+likewise.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import numpy as np
 from audiosync.download import input_args
 from audiosync.errors import AudiosyncError
 from audiosync._sizes import working_length
-from audiosync.method import Estimate, estimate, make_correlator
+from audiosync.method import MIN_CONFIDENT_S, Estimate, estimate, make_correlator
 from audiosync.options import SyncOptions
 from audiosync.producer import Producer
 from audiosync.results import SyncResult
@@ -48,7 +49,7 @@ SILENCE_S = 0.5        # a silence this long in the audio searched is a pause: t
 MIN_DRIFT_SPAN_S = 30.0  # the re-checks must span this long before a drift is reported
 # A tracker's whole-song search is also made at these lengths, before the schedule's, and is
 # confident from SEARCH_MIN_S on (a sync's floor is 3 s: MIN_CONFIDENT_S). The rule at 2 and
-# 2.5 s on the corpus (bench/calibrate.py's estimates at those lengths, README "Always
+# 2.5 s on the corpus (`bench/calibrate.py --schedule 2 2.5 3 --floor 2`, README "Always
 # listening: figures"): no wrong answer on 192 matched pairs and no unrelated audio confident
 # on 78 pairs, fit and held-out packages alike; a seek is then often found from 2 s of audio.
 EARLY_S = (2.0, 2.5)
@@ -308,16 +309,19 @@ class Tracker:
                 return
         self._searched = (*step[:2], time.monotonic()) if len(step) == 2 else (None, None, time.monotonic())
         window = self._window()
+        trusted = window is not None and self._left is None
         try:
             # "offline": the floor (SEARCH_MIN_S) is applied below, except inside a near window.
             # The caller's hint_ms is vouched for (see SyncOptions.hint_ms); the near window is not.
             est = estimate(self._whole, audio, self.options.method, self.rate, "offline", window=window,
-                           trusted=window is not None and self._left is None, beside=True)
+                           trusted=trusted, beside=True)
         except ValueError as exc:
             log.debug("tracker: search skipped: %s", exc)
             return
         inside = window is not None and self._left is not None and window[0] <= est.lag <= window[1]
-        enough = len(audio) >= SEARCH_MIN_S * self.rate - 1 or inside
+        # A vouched-for hint was measured from 3 s only (bench/hints.py): a sync's floor there.
+        floor = MIN_CONFIDENT_S if trusted else SEARCH_MIN_S
+        enough = len(audio) >= floor * self.rate - 1 or inside
         log.debug("tracker: searched %.1f s: lag %.1f ms, confidence %.3f%s", len(audio) / self.rate,
                   est.lag_ms(self.rate), est.confidence, " (near)" if inside else "")
         if est.confidence >= self.options.min_confidence and enough:

@@ -180,3 +180,62 @@ def test_a_live_sync_decodes_a_long_download_as_halves(long_files, tmp_path, mad
     whole = decode(long_files["webm"], SR)
     assert len(r.audio[0]) == len(whole)
     np.testing.assert_array_equal(r.audio[0], whole)
+
+
+def test_the_file_server_serves_byte_ranges(tmp_path):
+    import urllib.error
+    import urllib.request
+
+    (tmp_path / "f.bin").write_bytes(bytes(range(100)))
+
+    def get(rng=None):
+        req = urllib.request.Request(f"{base}/f.bin", headers={"Range": rng} if rng else {})
+        try:
+            with urllib.request.urlopen(req, timeout=5) as r:
+                return r.status, r.read(), r.headers.get("Content-Range")
+        except urllib.error.HTTPError as exc:
+            return exc.code, b"", exc.headers.get("Content-Range")
+
+    with serving(tmp_path) as base:
+        assert get() == (200, bytes(range(100)), None)
+        assert get("bytes=2-5") == (206, bytes([2, 3, 4, 5]), "bytes 2-5/100")
+        assert get("bytes=97-") == (206, bytes([97, 98, 99]), "bytes 97-99/100")
+        assert get("bytes=-2") == (206, bytes([98, 99]), "bytes 98-99/100")
+        assert get("bytes=90-200") == (206, bytes(range(90, 100)), "bytes 90-99/100")
+        assert get("bytes=100-")[::2] == (416, "bytes */100")
+        assert get("bytes=5-2") == (200, bytes(range(100)), None)  # not a range: the whole file
+
+
+def test_the_range_question_carries_the_downloads_headers():
+    from audiosync.download import accepts_ranges
+
+    seen = []
+
+    class Picky(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # ranges only for a client that sends the token, as a signed URL would
+            seen.append(dict(self.headers))
+            ok = self.headers.get("X-Token") == "abc" and self.headers.get("Range") == "bytes=0-0"
+            self.send_response(206 if ok else 200)
+            if ok:
+                self.send_header("Content-Range", "bytes 0-0/10")
+            self.send_header("Content-Length", "1" if ok else "10")
+            self.end_headers()
+            self.wfile.write(b"x" if ok else b"x" * 10)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Picky)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/song.webm"
+        headers = "X-Token: abc\r\nUser-Agent: test-agent\r\n"  # as download._header_args writes them
+        assert accepts_ranges(["-rw_timeout", "1", "-headers", headers, "-i", url], 2.0)
+        assert seen[-1]["User-Agent"] == "test-agent"
+        assert not accepts_ranges(["-i", url], 2.0)  # without the token: the whole file
+        assert not accepts_ranges(["-i", "file:/tmp/x.webm"], 2.0)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
