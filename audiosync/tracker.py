@@ -286,6 +286,10 @@ class Tracker:
             audio, first = audio[loud:], first + loud
             self._origin = first
         intervals = self.options.intervals
+        window = self._window()
+        trusted = window is not None and self._left is None
+        # A vouched-for hint was measured from 3 s only (bench/hints.py): a sync's floor there.
+        floor = MIN_CONFIDENT_S if trusted else SEARCH_MIN_S
         longest = int(round(intervals[-1] * self.rate))
         if len(audio) > longest:  # the newest: the origin slides on, looked at every every_s
             audio, first = audio[-longest:], first + len(audio) - longest
@@ -300,7 +304,7 @@ class Tracker:
                 if len(audio) < NEAR_MIN_S * self.rate:
                     return
             else:
-                steps = (*(t for t in EARLY_S if t < intervals[0]), *intervals)
+                steps = (*(t for t in EARLY_S if floor <= t < intervals[0]), *intervals)
                 due = [k for k, t in enumerate(steps) if t * self.rate <= len(audio)]
                 if not due:
                     return
@@ -308,8 +312,6 @@ class Tracker:
             if self._searched is not None and self._searched[:2] == step[:2]:
                 return
         self._searched = (*step[:2], time.monotonic()) if len(step) == 2 else (None, None, time.monotonic())
-        window = self._window()
-        trusted = window is not None and self._left is None
         try:
             # "offline": the floor (SEARCH_MIN_S) is applied below, except inside a near window.
             # The caller's hint_ms is vouched for (see SyncOptions.hint_ms); the near window is not.
@@ -319,8 +321,6 @@ class Tracker:
             log.debug("tracker: search skipped: %s", exc)
             return
         inside = window is not None and self._left is not None and window[0] <= est.lag <= window[1]
-        # A vouched-for hint was measured from 3 s only (bench/hints.py): a sync's floor there.
-        floor = MIN_CONFIDENT_S if trusted else SEARCH_MIN_S
         enough = len(audio) >= floor * self.rate - 1 or inside
         log.debug("tracker: searched %.1f s: lag %.1f ms, confidence %.3f%s", len(audio) / self.rate,
                   est.lag_ms(self.rate), est.confidence, " (near)" if inside else "")
