@@ -27,9 +27,9 @@ def ffmpeg_path() -> str:
     return exe
 
 
-def command(*args: str) -> list[str]:
-    """``ffmpeg`` quiet (errors only), never reading stdin, then ``args``."""
-    return [ffmpeg_path(), "-hide_banner", "-nostdin", "-loglevel", "error", *args]
+def command(*args: str, loglevel: str = "error") -> list[str]:
+    """``ffmpeg`` quiet (errors only, or ``loglevel``), never reading stdin, then ``args``."""
+    return [ffmpeg_path(), "-hide_banner", "-nostdin", "-loglevel", loglevel, *args]
 
 
 def pcm_output(rate: int, channels: int = 1, buffered: bool = False) -> list[str]:

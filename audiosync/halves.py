@@ -14,27 +14,25 @@ ffmpeg would have: never a different answer, at worst no gain.
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import subprocess
 import threading
 
 import numpy as np
 
 from audiosync.download import accepts_ranges
+from audiosync.method import dot
 from audiosync.producer import Producer
 
-__all__ = ["SPLIT_MIN_S", "Halves", "Splitter", "probe", "split", "split_point", "splittable"]
+__all__ = ["SPLIT_MIN_S", "Halves", "Splitter", "split", "split_point", "splittable"]
 
-# Shorter files decode in half a second: a second ffmpeg (and ffprobe) would cost what it saves.
+# Shorter files decode in half a second: a second ffmpeg would cost what it saves.
 SPLIT_MIN_S = 120.0
 # Slow decoders (a 10-minute song takes a second or more) whose output after a seek was found
 # equal to a whole decode's (ffmpeg 5.1). FLAC and PCM are exact too but decode too fast to gain.
 _SPLIT_CODECS = ("opus", "mp3")
-# Not worth the ffprobe: fast decoders, and AAC (not the same samples after a seek).
+# Not worth waiting for the header: fast decoders, and AAC (not the same samples after a seek).
 _WHOLE_SUFFIXES = (".wav", ".flac", ".aif", ".aiff", ".w64", ".m4a", ".aac")
-_PROBE_TIMEOUT_S = 5.0
+_HEADER_TIMEOUT_S = 5.0  # for the first ffmpeg to open the input and describe it
 _RANGE_TIMEOUT_S = 2.0  # the one-byte request that tells whether a server seeks
 _SKIP_S = 0.5    # past the second half's first samples (a decoder's warm-up, if any)
 _CHECK_S = 1.0   # the audio compared sample for sample
@@ -48,28 +46,13 @@ _SILENT_RMS = 1e-4  # too quiet to prove anything: no splice
 _GRID_S = 0.04
 
 
-def probe(args: list[str]) -> tuple[float, str] | None:
-    """(duration_s, codec) of the first audio stream of the input ffmpeg reads with ``args``
-    (``[options...] -i URL``), or None when ffprobe cannot tell."""
-    exe = shutil.which("ffprobe")
-    if not exe:
-        return None
-    try:
-        out = subprocess.run([exe, "-v", "error", "-select_streams", "a:0", "-show_entries",
-                              "stream=codec_name:format=duration", "-of", "json", *args],
-                             stdin=subprocess.DEVNULL, capture_output=True, timeout=_PROBE_TIMEOUT_S).stdout
-        info = json.loads(out or b"{}")
-        return float(info["format"]["duration"]), str(info["streams"][0]["codec_name"])
-    except (OSError, subprocess.SubprocessError, ValueError, KeyError, IndexError, TypeError):
-        return None
-
-
-def splittable(args: list[str], rate: int, capacity: int) -> float | None:
+def splittable(args: list[str], first: Producer) -> float | None:
     """The seconds of the input ffmpeg reads with ``args`` (as
     :func:`audiosync.download.input_args` gives them) that are to be decoded
     in two halves, or None to decode it whole: a local file (``file:PATH``),
     or an http(s) stream whose server serves byte ranges (ffmpeg seeks with
-    them; YouTube's do)."""
+    them; YouTube's do). ``first``: the ffmpeg already decoding it (made with
+    ``header=True``), whose description of the input tells its length and codec."""
     url = args[-1] if args[-2:-1] == ["-i"] else ""
     if (os.cpu_count() or 1) < 2 or url.lower().split("?")[0].endswith(_WHOLE_SUFFIXES):
         return None
@@ -78,11 +61,11 @@ def splittable(args: list[str], rate: int, capacity: int) -> float | None:
             return None
     elif not accepts_ranges(args, _RANGE_TIMEOUT_S):
         return None
-    info = probe(args)
+    info = first.header(_HEADER_TIMEOUT_S)
     if info is None:
         return None
     duration, codec = info
-    span = min(duration, capacity / rate)  # what is read: at most the buffer (max_seconds)
+    span = min(duration, len(first.buffer) / first.rate)  # what is read: at most the buffer (max_seconds)
     if codec not in _SPLIT_CODECS or span < SPLIT_MIN_S:
         return None
     return span
@@ -91,7 +74,7 @@ def splittable(args: list[str], rate: int, capacity: int) -> float | None:
 def split(name: str, args: list[str], first: Producer, cond: threading.Condition) -> "Producer | Halves":
     """``first`` (already decoding ``args``) joined by a second ffmpeg from the middle when the
     input is worth it (:func:`splittable`), else ``first`` itself."""
-    return _joined(name, args, splittable(args, first.rate, len(first.buffer)), first, cond)
+    return _joined(name, args, splittable(args, first), first, cond)
 
 
 def _joined(name: str, args: list[str], span: float | None, first: Producer,
@@ -105,11 +88,11 @@ def _joined(name: str, args: list[str], span: float | None, first: Producer,
 
 
 class Splitter:
-    """:func:`split` with its question (ffprobe, a server's range request: up to seconds on a
-    slow network) asked in a thread, so a live job's waits stay responsive to abort and pause.
+    """:func:`split` with its question (a server's range request, the first ffmpeg's description
+    of the input: up to seconds on a slow network) asked in a thread, so a live job's waits stay responsive to abort and pause.
 
     ``ready`` (read under ``cond``, which is notified): :meth:`apply` gives the answer at once.
-    :meth:`stop` joins the thread (within the probes' timeouts).
+    :meth:`stop` joins the thread (within the questions' timeouts).
     """
 
     def __init__(self, name: str, args: list[str], first: Producer, cond: threading.Condition):
@@ -122,7 +105,7 @@ class Splitter:
     def _ask(self) -> None:
         span = None
         try:
-            span = splittable(self.args, self.first.rate, len(self.first.buffer))
+            span = splittable(self.args, self.first)
         finally:
             with self.cond:
                 self._span, self.ready = span, True
@@ -139,7 +122,7 @@ class Splitter:
 
 def split_point(span_s: float, done_s: float) -> float:
     """Where the second half starts, for ``span_s`` seconds to read of which the first ffmpeg has
-    decoded ``done_s`` (while ffprobe ran): the halves left to decode are equal, so that both
+    decoded ``done_s`` (while the question was asked): the halves left to decode are equal, so that both
     ffmpeg end together. On a 40 ms grid: a whole number of samples at 8, 11.025, 16, 22.05,
     24, 32, 44.1 and 48 kHz (the seek then lands on a sample, and the resampler on its grid)."""
     return round(round((span_s + done_s) / 2 / _GRID_S) * _GRID_S, 2)
@@ -222,7 +205,7 @@ class Halves:
     def _offset(self) -> int | None:
         """Where second's sample 0 lies in first, when a second of it equals first's audio there."""
         seg = np.asarray(self.second.buffer[self._skip:self._skip + self._check], np.float64)
-        energy = float(np.dot(seg, seg))
+        energy = dot(seg, seg)
         if energy <= (_SILENT_RMS ** 2) * len(seg):
             return None
         start = self.at - self._reach + self._skip
@@ -238,7 +221,7 @@ class Halves:
             return None
         shift = int(np.argmin(diffs))
         diff = around[shift:shift + len(seg)] - seg
-        if float(np.dot(diff, diff)) > _EQUAL * energy:  # the exact sum, not the transform's
+        if dot(diff, diff) > _EQUAL * energy:  # the exact sum, not the transform's
             return None
         return start + shift - self._skip
 

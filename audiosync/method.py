@@ -46,7 +46,7 @@ import numpy as np
 from audiosync.errors import SilentInputError
 from audiosync.xcorr import Correlator
 
-__all__ = ["METHODS", "NOTHING", "Estimate", "confidence_of", "estimate", "lead", "make_correlator", "nearby",
+__all__ = ["METHODS", "NOTHING", "Estimate", "confidence_of", "dot", "estimate", "lead", "make_correlator", "nearby",
            "pearson", "waveform_evidence"]
 
 METHODS = ("phat", "seed")
@@ -231,13 +231,20 @@ def _weights(correlator: Correlator, sample: np.ndarray, rate: int) -> np.ndarra
     return weights
 
 
+def dot(x: np.ndarray, y: np.ndarray) -> float:
+    """Σ x·y of two vectors. Not ``np.dot``: OpenBLAS splits a long dot product across threads,
+    which then spin on the other core for a tenth of a second, taking it from ffmpeg and the
+    transforms (0.1 s of CPU after each answer's checks, and after every tracker re-check)."""
+    return float(np.einsum("i,i->", x, y))
+
+
 def pearson(x: np.ndarray, y: np.ndarray) -> float:
     if len(x) < 2:
         return -1.0
     x = np.asarray(x, np.float64) - np.mean(x)
     y = np.asarray(y, np.float64) - np.mean(y)
-    den = math.sqrt(float(np.dot(x, x)) * float(np.dot(y, y)))
-    return float(np.dot(x, y)) / den if den > 0 else -1.0
+    den = math.sqrt(dot(x, x) * dot(y, y))
+    return dot(x, y) / den if den > 0 else -1.0
 
 
 def _overlap(source: np.ndarray, sample: np.ndarray, lag: int) -> tuple[np.ndarray, np.ndarray]:

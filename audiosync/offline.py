@@ -68,11 +68,13 @@ def decode_inputs(inputs, sample_rate: int, max_seconds: float | None = None,
     deadline = None if timeout is None else time.monotonic() + timeout
     finished = False
     try:
-        for i, a in enumerate(args):
-            producers.append(Producer(f"input{i}", a, sample_rate, capacity, cond, buffered=True))
-        if halves and timeout is None:
-            # A long file also decoded from its middle on another core (the first
-            # ffmpeg is already running while ffprobe reads the header).
+        halves = halves and timeout is None
+        for i, (a, w) in enumerate(zip(args, windows)):
+            producers.append(Producer(f"input{i}", a, sample_rate, capacity, cond, buffered=True,
+                                      header=halves and w is None))
+        if halves:
+            # A long file also decoded from its middle on another core (told from the first
+            # ffmpeg's description of it).
             for i, (a, w) in enumerate(zip(args, windows)):
                 if w is None:
                     producers[i] = split(f"input{i}", a, producers[i], cond)

@@ -7,6 +7,7 @@ import os
 import numpy as np
 
 from audiosync.errors import MissingExtraError
+from audiosync.method import dot
 from audiosync.results import SyncResult
 
 __all__ = ["plot_result", "plot_timeline"]
@@ -23,7 +24,7 @@ def _correlation(source: np.ndarray, sample: np.ndarray) -> tuple[np.ndarray, np
     lags = np.concatenate([np.arange(0, len(source)), np.arange(-(len(sample) - 1), 0)])
     values = np.concatenate([corr[: len(source)], corr[size - (len(sample) - 1):]])
     order = np.argsort(lags)
-    norm = np.sqrt(np.dot(source, source) * np.dot(sample, sample)) or 1.0
+    norm = np.sqrt(dot(source, source) * dot(sample, sample)) or 1.0
     return lags[order], values[order] / norm
 
 

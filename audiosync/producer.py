@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import subprocess
 import tempfile
 import threading
@@ -29,6 +30,13 @@ _CHUNK_BYTES = 1 << 16
 # it writes only to our pipe, so killing it after a short grace loses nothing.
 _STOP_GRACE_S = 0.3
 _STDERR_TAIL = 600
+# Each line ffmpeg prints carries its level ("[ctx @ 0x..] [error] text"): its complaints are told
+# from the input's description, which a producer made with ``header=True`` has printed ("info").
+_LINE = re.compile(r"^(\[[^\]]* @ [^\]]*\] )?\[([a-z]+)\] ?(.*)$")
+_COMPLAINTS = ("error", "fatal", "panic")
+_HEADER_BYTES = 1 << 16
+_DURATION = re.compile(r"^\s*Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
+_AUDIO = re.compile(r"^\s*Stream #\d+:\d+\S*: Audio: (\w+)")
 
 
 class Producer:
@@ -38,10 +46,12 @@ class Producer:
     ready), ``done`` (no more will come), ``error`` (ffmpeg's complaint when
     it failed), ``anchor`` (estimated ``time.monotonic()`` of sample 0).
     ``buffered``: see :func:`audiosync.ffmpeg.pcm_output` (a download, never a capture).
+    ``header``: ffmpeg also describes its input, for :meth:`header` (a file's length and codec
+    without an ffprobe of its own: one process and one HTTP request fewer).
     """
 
     def __init__(self, name: str, input_args: list[str], rate: int, capacity: int,
-                 cond: threading.Condition, buffered: bool = False):
+                 cond: threading.Condition, buffered: bool = False, header: bool = False):
         self.name = name
         self.rate = rate
         self.cond = cond
@@ -52,7 +62,9 @@ class Producer:
         self.error: str | None = None
         self.anchor: float | None = None
         self._stopping = False
-        self._argv = ffmpeg.command(*input_args, *ffmpeg.pcm_output(rate, buffered=buffered))
+        self._argv = ffmpeg.command(*(["-nostats"] if header else []), *input_args,
+                                    *ffmpeg.pcm_output(rate, buffered=buffered),
+                                    loglevel="level+info" if header else "level+error")
         self._stderr = tempfile.TemporaryFile()
         try:
             self._proc = subprocess.Popen(
@@ -115,15 +127,45 @@ class Producer:
                 log.debug("%s: ffmpeg failed after %d samples: %s", self.name, self.count, error)
 
     def stderr_tail(self) -> str:
-        """The last lines ffmpeg printed on stderr."""
+        """The last complaints ffmpeg printed on stderr (its errors, without their level)."""
         try:
-            self._stderr.seek(0, os.SEEK_END)
-            size = self._stderr.tell()
-            self._stderr.seek(max(0, size - _STDERR_TAIL))
-            text = self._stderr.read().decode("utf-8", "replace").strip()
+            size = os.fstat(self._stderr.fileno()).st_size
+            # pread: ffmpeg's stderr shares this file's offset while it runs.
+            text = os.pread(self._stderr.fileno(), 8 * _STDERR_TAIL, max(0, size - 8 * _STDERR_TAIL))
         except (OSError, ValueError):
             return ""
-        return " | ".join(line.strip() for line in text.splitlines() if line.strip())
+        kept, complaining = [], True
+        for line in text.decode("utf-8", "replace").splitlines():
+            m = _LINE.match(line)
+            if m:  # a line without a level continues the one before it
+                complaining = m.group(2) in _COMPLAINTS
+                line = (m.group(1) or "") + m.group(3)
+            if complaining and line.strip():
+                kept.append(line.strip())
+        return " | ".join(kept)[-_STDERR_TAIL:]
+
+    def header(self, timeout: float) -> tuple[float, str] | None:
+        """(duration_s, codec) of the input's first audio stream as ffmpeg described it (made with
+        ``header=True``), read once it decodes or has ended; None when it did not say within
+        ``timeout`` seconds, or gave no duration (a live stream)."""
+        with self.cond:
+            self.cond.wait_for(lambda: self.count > 0 or self.done, timeout)
+        try:
+            text = os.pread(self._stderr.fileno(), _HEADER_BYTES, 0).decode("utf-8", "replace")
+        except (OSError, ValueError):
+            return None
+        duration = codec = None
+        for line in text.splitlines():
+            m = _LINE.match(line)
+            body = m.group(3) if m else line
+            if body.startswith(("Stream mapping", "Output #")):
+                break  # past the input's description
+            d, a = _DURATION.match(body), _AUDIO.match(body)
+            if d and duration is None:
+                duration = int(d.group(1)) * 3600 + int(d.group(2)) * 60 + float(d.group(3))
+            elif a and codec is None:
+                codec = a.group(1)
+        return None if duration is None or codec is None else (duration, codec)
 
     def _terminate(self) -> None:
         if self._proc.poll() is None:

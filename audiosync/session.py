@@ -215,7 +215,7 @@ class _Run:
             # The whole song: the buffer's pages are only touched as ffmpeg fills them.
             self.download = Producer("download", download_args, self.rate,
                                      int(round(self.options.max_download_s * self.rate)), self.job.condition,
-                                     buffered=True)
+                                     buffered=True, header=True)
             self._start_recording()
             # A long song also decoded from its middle (the answer waits for all of it), once a
             # thread has asked whether it is worth it.

@@ -108,23 +108,56 @@ def test_a_seek_past_the_end_leaves_the_first_half_alone(long_files):
     np.testing.assert_array_equal(h.buffer[:h.count], decode(long_files["webm"], SR))
 
 
-def test_which_inputs_are_split(long_files, monkeypatch):
+def _splittable(args: list[str], capacity: int, header: bool = True) -> float | None:
+    """splittable() as decode_inputs asks it: of the ffmpeg already decoding ``args``."""
+    first = Producer("first", args, SR, capacity, threading.Condition(), buffered=True, header=header)
+    try:
+        return splittable(args, first)
+    finally:
+        first.stop()
+
+
+def test_which_inputs_are_split(long_files):
     cap = int(3600 * SR)
-    span = splittable(["-i", f"file:{long_files['webm']}"], SR, cap)
-    assert span is not None and abs(span - LONG_S) < 1.0
-    assert splittable(["-i", f"file:{long_files['mp3']}"], SR, cap) is not None
-    assert splittable(["-i", f"file:{long_files['short']}"], SR, cap) is None          # too short to gain
-    assert splittable(["-i", f"file:{long_files['wav']}"], SR, cap) is None            # decodes fast anyway
-    assert splittable(["-i", f"file:{long_files['m4a']}"], SR, cap) is None            # AAC: not equal after a seek
-    assert splittable(["-i", f"file:{long_files['webm']}"], SR, int(130 * SR)) == 130.0  # max_seconds: what is read
-    assert splittable(["-i", f"file:{long_files['webm']}"], SR, int(100 * SR)) is None  # too little of it read
-    assert splittable(["-i", "http://127.0.0.1:9/long.webm"], SR, cap) is None  # no server: whole
-    monkeypatch.setattr(halves.shutil, "which", lambda name: None)
-    assert splittable(["-i", f"file:{long_files['webm']}"], SR, cap) is None           # no ffprobe: whole
+    span = _splittable(["-i", f"file:{long_files['webm']}"], cap)
+    assert span is not None and abs(span - LONG_S) < 0.02
+    assert _splittable(["-i", f"file:{long_files['mp3']}"], cap) is not None
+    assert _splittable(["-i", f"file:{long_files['short']}"], cap) is None          # too short to gain
+    assert _splittable(["-i", f"file:{long_files['wav']}"], cap) is None            # decodes fast anyway
+    assert _splittable(["-i", f"file:{long_files['m4a']}"], cap) is None            # AAC: not equal after a seek
+    assert _splittable(["-i", f"file:{long_files['webm']}"], int(130 * SR)) == 130.0  # max_seconds: what is read
+    assert _splittable(["-i", f"file:{long_files['webm']}"], int(100 * SR)) is None  # too little of it read
+    assert _splittable(["-i", "http://127.0.0.1:9/long.webm"], cap) is None  # no server: whole
+    # An ffmpeg that was not asked to describe its input tells nothing: whole.
+    assert _splittable(["-i", f"file:{long_files['webm']}"], cap, header=False) is None
+
+
+def test_the_header_and_the_complaints_are_told_apart(long_files, tmp_path):
+    cond = threading.Condition()
+    first = Producer("first", ["-i", f"file:{long_files['mp3']}"], SR, int(10 * SR), cond, header=True)
+    try:
+        duration, codec = first.header(5.0)
+    finally:
+        first.stop()
+    assert codec == "mp3" and abs(duration - LONG_S) < 0.1
+    # A file cut short and damaged: ffmpeg's errors are the message, its descriptions are not.
+    data = long_files["webm"].read_bytes()[:200_000]
+    bad = tmp_path / "bad.webm"
+    bad.write_bytes(data[:100_000] + bytes(5000) + data[105_000:])
+    for header in (True, False):
+        p = Producer("bad", ["-i", f"file:{bad}"], SR, int(200 * SR), cond, header=header)
+        try:
+            with cond:
+                assert cond.wait_for(lambda: p.done, 30)
+            tail = p.stderr_tail()
+        finally:
+            p.stop()
+        assert "matroska" in tail and "[error]" not in tail, tail
+        assert "Duration" not in tail and "Stream" not in tail and "[info]" not in tail, tail
 
 
 def test_the_split_leaves_both_ffmpeg_as_much_to_decode():
-    # The first ffmpeg decoded 20 s while ffprobe ran: the second starts 10 s past the middle.
+    # The first ffmpeg decoded 20 s while the question was asked: the second starts 10 s past the middle.
     assert split_point(150.0, 0.0) == 75.0
     assert split_point(150.0, 20.0) == 85.0
     assert split_point(100.0, 1.23456) == 50.6  # on a 40 ms grid: whole samples at 11.025 kHz too
@@ -150,9 +183,9 @@ def test_a_stream_is_split_only_where_its_server_serves_ranges(long_files):
     folder = long_files["webm"].parent
     with serving(folder) as base:  # byte ranges, as YouTube serves them
         url = f"{base}/webm.webm"
-        span = splittable(["-rw_timeout", "15000000", "-i", url], SR, int(3600 * SR))
+        span = _splittable(["-rw_timeout", "15000000", "-i", url], int(3600 * SR))
         assert span is not None and abs(span - LONG_S) < 1.0
-        assert splittable(["-i", f"{base}/short.webm"], SR, int(3600 * SR)) is None
+        assert _splittable(["-i", f"{base}/short.webm"], int(3600 * SR)) is None
     # Python's own handler sends the whole file whatever range is asked: a seek would read garbage.
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(
         type("Quiet", (http.server.SimpleHTTPRequestHandler,), {"log_message": lambda *a: None}),
@@ -161,7 +194,7 @@ def test_a_stream_is_split_only_where_its_server_serves_ranges(long_files):
     thread.start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/webm.webm"
-        assert splittable(["-i", url], SR, int(3600 * SR)) is None
+        assert _splittable(["-i", url], int(3600 * SR)) is None
     finally:
         server.shutdown()
         server.server_close()
