@@ -89,7 +89,8 @@ def _joined(name: str, args: list[str], span: float | None, first: Producer,
 
 class Splitter:
     """:func:`split` with its question (a server's range request, the first ffmpeg's description
-    of the input: up to seconds on a slow network) asked in a thread, so a live job's waits stay responsive to abort and pause.
+    of the input: up to seconds on a slow network) asked in a thread, so a live job's waits stay
+    responsive to abort and pause.
 
     ``ready`` (read under ``cond``, which is notified): :meth:`apply` gives the answer at once.
     :meth:`stop` joins the thread (within the questions' timeouts).

@@ -234,7 +234,7 @@ def _weights(correlator: Correlator, sample: np.ndarray, rate: int) -> np.ndarra
 def dot(x: np.ndarray, y: np.ndarray) -> float:
     """Σ x·y of two vectors. Not ``np.dot``: OpenBLAS splits a long dot product across threads,
     which then spin on the other core for a tenth of a second, taking it from ffmpeg and the
-    transforms (0.1 s of CPU after each answer's checks, and after every tracker re-check)."""
+    transforms (0.1 s of CPU after each answer's checks)."""
     return float(np.einsum("i,i->", x, y))
 
 
