@@ -29,7 +29,9 @@ drawn at random (``--seed``):
 
 The oracle locates the listener's own audio in the song by a plain
 correlation of up to 8 s (Pearson above 0.8; below, the answer is counted
-unverified, not right): for the call, the audio from the answer's first
+unverified, not right), searched from 1 s behind to 0.25 s ahead of where
+the player was told to be (a whole-song search took a loop's repeat for the
+place): for the call, the audio from the answer's first
 sample, read at once; for the tracker, the newest 8 s some seconds after
 the report, against ``tracker.lag_at(now)`` (what a player asks). It checks
 the search, not the sound card's clock (both read the ring's time of each
@@ -79,6 +81,11 @@ class Player:
         self.started = time.monotonic()
         self.start_s = start_s
 
+    def at(self, t: float) -> float:
+        """Where in the song the player was told to be at ``time.monotonic()`` ``t`` (the sound
+        comes up to half a second later)."""
+        return self.start_s + t - self.started
+
     def stop(self) -> float:
         """Stop; returns where in the song it was (roughly: the time played)."""
         where = self.start_s + time.monotonic() - self.started
@@ -96,13 +103,25 @@ def _cpu_s(pid: int, tid: int | None = None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _oracle_ms(song16: np.ndarray, audio: np.ndarray, rate: int) -> float | None:
+# Where the sound can be against where the player was told to be: ffmpeg's start and pacat's
+# buffer put it behind by up to half a second; the window stays narrower than a loop's bar.
+ORACLE_BEHIND_S, ORACLE_AHEAD_S = 1.0, 0.25
+
+
+def _oracle_ms(song16: np.ndarray, audio: np.ndarray, rate: int, near_s: float) -> float | None:
+    """Where ``audio`` starts in the song (ms), by the plain correlation of its 0.5–8 s, searched
+    only near ``near_s``: the player's position at the audio's first sample. A search of the
+    whole song is fooled by a loop: a bar that repeats exactly, 3.55 s on, matched a capture
+    of nx-brainsukker at Pearson 0.98 where its true place (one sample's phase off on the
+    16 kHz grid, and this song is bright) matched at 0.81."""
     from audiosync.xcorr import cross_correlation
 
     a, b = rate // 2, min(len(audio), 8 * rate)
     if b - a < 2 * rate:
         return None
-    where, coefficient = cross_correlation(song16, audio[a:b])
+    lo = int(round((near_s - ORACLE_BEHIND_S) * rate)) + a
+    hi = int(round((near_s + ORACLE_AHEAD_S) * rate)) + a
+    where, coefficient = cross_correlation(song16, audio[a:b], linear=True, lags=(lo, hi))
     return 1000.0 * (where - a) / rate if coefficient > 0.8 else None
 
 
@@ -127,7 +146,7 @@ def run_song(ls, song: dict, other: dict, url: str, rng: random.Random, rate: in
         if result.capture_started is None:
             return None
         audio, first_t = ls.audio(since=result.capture_started)
-        truth = None if first_t is None else _oracle_ms(song16, audio, rate)
+        truth = None if first_t is None else _oracle_ms(song16, audio, rate, player.at(first_t))
         return None if truth is None else result.lag_ms + 1000.0 * (first_t - result.capture_started) - truth
 
     def track_error(tracker, reported: float) -> float | None:
@@ -136,7 +155,7 @@ def run_song(ls, song: dict, other: dict, url: str, rng: random.Random, rate: in
         time.sleep(max(0.0, reported + 8.5 - time.monotonic()))
         now = time.monotonic()
         audio, first_t = ls.audio(since=now - 8.5)
-        truth = None if first_t is None else _oracle_ms(song16, audio, rate)
+        truth = None if first_t is None else _oracle_ms(song16, audio, rate, player.at(first_t))
         position = tracker.lag_at(now)
         if truth is None or position is None:
             return None
@@ -154,7 +173,7 @@ def run_song(ls, song: dict, other: dict, url: str, rng: random.Random, rate: in
         """The tracker's line now against the oracle, both in the capture's samples (no clock tie)."""
         line = tracker._line
         heard = ls.heard(newest=8.5)
-        truth = _oracle_ms(song16, heard.samples, rate)
+        truth = None if heard.time is None else _oracle_ms(song16, heard.samples, rate, player.at(heard.time))
         if line is None or truth is None or heard.segment != line[0]:
             return None
         return tracker._position(heard.index, line) - truth
