@@ -154,9 +154,12 @@ def run_song(ls, song: dict, other: dict, url: str, rng: random.Random, rate: in
         what a player asks."""
         time.sleep(max(0.0, reported + 8.5 - time.monotonic()))
         now = time.monotonic()
+        # Both read with one clock tie: the oracle takes a tenth of a second, in which the ring
+        # may re-estimate the tie (a step of the sound server's latency ageing out; printed
+        # apart as the clock tie's move).
         audio, first_t = ls.audio(since=now - 8.5)
-        truth = None if first_t is None else _oracle_ms(song16, audio, rate, player.at(first_t))
         position = tracker.lag_at(now)
+        truth = None if first_t is None else _oracle_ms(song16, audio, rate, player.at(first_t))
         if truth is None or position is None:
             return None
         return position - (truth + 1000.0 * (now - first_t))
