@@ -128,7 +128,7 @@ def _oracle_ms(song16: np.ndarray, audio: np.ndarray, rate: int, near_s: float) 
 def _wait_for(changes: list, after: float, want, timeout: float):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        hit = [(t, r) for t, r in list(changes) if t > after and want(r)]
+        hit = [(t, r) for t, r, *_ in list(changes) if t > after and want(r)]
         if hit:
             return hit[0]
         time.sleep(0.02)
@@ -164,6 +164,16 @@ def run_song(ls, song: dict, other: dict, url: str, rng: random.Random, rate: in
             return None
         return position - (truth + 1000.0 * (now - first_t))
 
+    def tie_move(reported: float) -> float | None:
+        """How far the ring's time of the report's first sample moved since the report (the rest
+        of clock_move is the song's place moving under the line: a player that stalled)."""
+        tie = next((k for t, r, *k in changes if t == reported), None)
+        if not tie or tie[0] is None:
+            return None
+        index, segment, then = tie[0]
+        now = ls.time_at(index, segment)
+        return None if now is None else 1000.0 * (now - then)
+
     def clock_move(result) -> float | None:
         """How far the report's own time tie (capture_started) moved since: the line it reported,
         read with the ring's clock tie of now, against the tracker's line."""
@@ -186,6 +196,7 @@ def run_song(ls, song: dict, other: dict, url: str, rng: random.Random, rate: in
         from the command and from the sound, how right, and how its clock tie moved."""
         hit = _wait_for(changes, started, lambda r: r.confident, 15)
         row[f"{key}_s"] = row[f"{key}_sound_s"] = row[f"{key}_err_ms"] = row[f"{key}_clock_ms"] = None
+        row[f"{key}_tie_ms"] = None
         if hit is None:
             return
         reported, result = hit
@@ -194,6 +205,7 @@ def run_song(ls, song: dict, other: dict, url: str, rng: random.Random, rate: in
         row[f"{key}_sound_s"] = reported - (result.capture_started + (1000.0 * position_s - result.lag_ms) / 1000.0)
         row[f"{key}_err_ms"] = track_error(tracker, reported)
         row[f"{key}_clock_ms"] = clock_move(result)
+        row[f"{key}_tie_ms"] = tie_move(reported)
 
     # -- call: the song started 3-5 s before the call -----------------------------------
     start = rng.uniform(5.0, max(6.0, length - 60.0))
@@ -207,7 +219,17 @@ def run_song(ls, song: dict, other: dict, url: str, rng: random.Random, rate: in
 
     # -- a tracker: seek, pause, skip -----------------------------------------------------
     changes: list = []
-    tracker = ls.track(url, on_change=lambda r: changes.append((time.monotonic(), r)), every_s=2.0,
+
+    def on_change(r) -> None:
+        """Each report, with the sample its capture_started was read for and that time."""
+        tie = None
+        if r.capture_started is not None:
+            heard = ls.heard(newest=0.0)
+            index = ls.index_at(r.capture_started, heard.segment)
+            tie = None if index is None else (index, heard.segment, ls.time_at(index, heard.segment))
+        changes.append((time.monotonic(), r, tie))
+
+    tracker = ls.track(url, on_change=on_change, every_s=2.0,
                        since=player.started)
     locked = _wait_for(changes, 0, lambda r: r.confident, 20)
     time.sleep(4.0)
@@ -218,7 +240,7 @@ def run_song(ls, song: dict, other: dict, url: str, rng: random.Random, rate: in
     player = Player(song["file"], target)
     measure("seek", player.started, target)
     row["seek_reports"] = [(round(t - player.started, 3), r.confident, round(r.lag_ms, 3))
-                           for t, r in changes if t > player.started - 3]
+                           for t, r, _ in changes if t > player.started - 3]
     row["seek_sample_err_ms"] = sample_error(tracker) if row["seek_s"] is not None else None
     time.sleep(1.0)
     where = player.stop()
@@ -232,7 +254,7 @@ def run_song(ls, song: dict, other: dict, url: str, rng: random.Random, rate: in
     hit = _wait_for(changes, skip, lambda r: not r.confident, 10)
     row["skip_s"] = None if hit is None else hit[0] - skip
     time.sleep(max(0.0, skip + 8.0 - time.monotonic()))
-    row["skip_confident_wrong"] = sum(1 for t, r in changes if t > skip and r.confident)
+    row["skip_confident_wrong"] = sum(1 for t, r, _ in changes if t > skip and r.confident)
     player.stop()
     row["locked"] = locked is not None
     row["check_ms"] = list(tracker.check_ms)
@@ -273,8 +295,11 @@ def table(rows: list[dict], cost: dict) -> None:
               f"p90 {_q([r[f'{key}_s'] for r in ok], 0.9):.2f} s from the player's command; median "
               f"{_q([r[f'{key}_sound_s'] for r in ok], 0.5):.2f} s from its sound")
     moves = [abs(r[k]) for r in rows for k in ("seek_clock_ms", "pause_clock_ms") if r.get(k) is not None]
+    ties = [abs(r[k]) for r in rows for k in ("seek_tie_ms", "pause_tie_ms") if r.get(k) is not None]
     print(f"clock tie: a report's capture_started moved by median {_q(moves, 0.5):.1f} ms, max "
-          f"{_q(moves, 1.0):.1f} ms over the following ~9 s (the ring re-estimates it as reads come)")
+          f"{_q(moves, 1.0):.1f} ms over the following ~9 s; of which the ring's time of its first sample "
+          f"(re-estimated as reads come) median {_q(ties, 0.5):.1f} ms, max {_q(ties, 1.0):.1f} ms; the rest is "
+          f"the song's place moving under the line (a player that stalls)")
     skipped = [r for r in rows if r["skip_s"] is not None]
     print(f"skip -> unknown: {len(skipped)}/{n} within 10 s, median {_q([r['skip_s'] for r in skipped], 0.5):.2f} s, "
           f"max {_q([r['skip_s'] for r in skipped], 1.0):.2f} s; confident reports after a skip: "
