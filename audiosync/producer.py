@@ -20,7 +20,7 @@ import numpy as np
 
 from audiosync import ffmpeg
 
-__all__ = ["Producer"]
+__all__ = ["Producer", "complaints"]
 
 log = logging.getLogger("audiosync")
 
@@ -32,9 +32,10 @@ _STOP_GRACE_S = 0.3
 _STDERR_TAIL = 600
 # Each line ffmpeg prints carries its level ("[ctx @ 0x..] [error] text"): its complaints are told
 # from the input's description, which a producer made with ``header=True`` has printed ("info").
-_LINE = re.compile(r"^(\[[^\]]* @ [^\]]*\] )?\[([a-z]+)\] ?(.*)$")
+# A context may carry its parent's ("[Parsed_aresample_0 @ 0x..] [SWR @ 0x..] [error] ...").
+_LINE = re.compile(r"^((?:\[[^\]]* @ [^\]]*\] )*)\[([a-z]+)\] ?(.*)$")
 _COMPLAINTS = ("error", "fatal", "panic")
-_HEADER_BYTES = 1 << 16
+_HEADER_BYTES = _TAIL_BYTES = 1 << 16
 _DURATION = re.compile(r"^\s*Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
 _AUDIO = re.compile(r"^\s*Stream #\d+:\d+\S*: Audio: (\w+)")
 
@@ -131,29 +132,24 @@ class Producer:
         try:
             size = os.fstat(self._stderr.fileno()).st_size
             # pread: ffmpeg's stderr shares this file's offset while it runs.
-            text = os.pread(self._stderr.fileno(), 8 * _STDERR_TAIL, max(0, size - 8 * _STDERR_TAIL))
+            start = max(0, size - _TAIL_BYTES)
+            text = os.pread(self._stderr.fileno(), _TAIL_BYTES, start).decode("utf-8", "replace")
         except (OSError, ValueError):
             return ""
-        kept, complaining = [], True
-        for line in text.decode("utf-8", "replace").splitlines():
-            m = _LINE.match(line)
-            if m:  # a line without a level continues the one before it
-                complaining = m.group(2) in _COMPLAINTS
-                line = (m.group(1) or "") + m.group(3)
-            if complaining and line.strip():
-                kept.append(line.strip())
-        return " | ".join(kept)[-_STDERR_TAIL:]
+        if start:  # begun mid-line: from the next whole one
+            text = text.partition("\n")[2]
+        return " | ".join(complaints(text))[-_STDERR_TAIL:]
 
     def header(self, timeout: float) -> tuple[float, str] | None:
         """(duration_s, codec) of the input's first audio stream as ffmpeg described it (made with
         ``header=True``), read once it decodes or has ended; None when it did not say within
         ``timeout`` seconds, or gave no duration (a live stream)."""
-        with self.cond:
+        with self.cond:  # stop() closes the file under it: no read of a reused descriptor
             self.cond.wait_for(lambda: self.count > 0 or self.done, timeout)
-        try:
-            text = os.pread(self._stderr.fileno(), _HEADER_BYTES, 0).decode("utf-8", "replace")
-        except (OSError, ValueError):
-            return None
+            try:
+                text = os.pread(self._stderr.fileno(), _HEADER_BYTES, 0).decode("utf-8", "replace")
+            except (OSError, ValueError):
+                return None
         duration = codec = None
         for line in text.splitlines():
             m = _LINE.match(line)
@@ -186,4 +182,22 @@ class Producer:
         self._thread.join()
         if self._proc.stdout:
             self._proc.stdout.close()
-        self._stderr.close()
+        with self.cond:
+            self._stderr.close()
+
+
+def complaints(text: str) -> list[str]:
+    """ffmpeg's error, fatal and panic lines in ``text`` (printed with ``-loglevel level+...``),
+    each without its level tag; a line without a tag continues the one before it. Text with no
+    tag at all (an ffmpeg older than 4.1 refusing the option) is kept whole."""
+    kept, complaining, tagged = [], False, False
+    lines = text.splitlines()
+    for line in lines:
+        m = _LINE.match(line)
+        if m:
+            tagged = True
+            complaining = m.group(2) in _COMPLAINTS
+            line = m.group(1) + m.group(3)
+        if complaining and line.strip():
+            kept.append(line.strip())
+    return kept if tagged else [line.strip() for line in lines if line.strip()]

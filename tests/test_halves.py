@@ -13,7 +13,7 @@ import pytest
 from audiosync import halves, offline, sync
 from audiosync.fileserver import serving
 from audiosync.halves import Halves, split_point, splittable
-from audiosync.producer import Producer
+from audiosync.producer import Producer, complaints
 from audiosync.synth import make_song
 
 from helpers import RATE, decode, ffmpeg, needs_ffmpeg, write_wav
@@ -130,6 +130,21 @@ def test_which_inputs_are_split(long_files):
     assert _splittable(["-i", "http://127.0.0.1:9/long.webm"], cap) is None  # no server: whole
     # An ffmpeg that was not asked to describe its input tells nothing: whole.
     assert _splittable(["-i", f"file:{long_files['webm']}"], cap, header=False) is None
+
+
+def test_complaints_are_read_by_their_level():
+    text = "\n".join([
+        "[info]   Duration: 00:03:16.03, start: -0.007000, bitrate: 129 kb/s",
+        "[Parsed_aresample_0 @ 0x55] [SWR @ 0x56] [error] Rematrix is needed",
+        "  and it failed",                                   # continues the error
+        "[aist#0:0/mp3 @ 0x57] [dec:mp3float @ 0x58] [warning] overread",
+        "[matroska,webm @ 0x59] [error] File ended prematurely",
+        "[info] size=   12251kB time=00:03:16.03",
+    ])
+    assert complaints(text) == ["[Parsed_aresample_0 @ 0x55] [SWR @ 0x56] Rematrix is needed", "and it failed",
+                                "[matroska,webm @ 0x59] File ended prematurely"]
+    # No level at all (an ffmpeg too old for the option): nothing to tell apart, all kept.
+    assert complaints('Invalid loglevel "level+error"\n') == ['Invalid loglevel "level+error"']
 
 
 def test_the_header_and_the_complaints_are_told_apart(long_files, tmp_path):
