@@ -128,7 +128,7 @@ def _oracle_ms(song16: np.ndarray, audio: np.ndarray, rate: int, near_s: float) 
 def _wait_for(changes: list, after: float, want, timeout: float):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        hit = [(t, r) for t, r, *_ in list(changes) if t > after and want(r)]
+        hit = [entry for entry in list(changes) if entry[0] > after and want(entry[1])]
         if hit:
             return hit[0]
         time.sleep(0.02)
@@ -164,13 +164,12 @@ def run_song(ls, song: dict, other: dict, url: str, rng: random.Random, rate: in
             return None
         return position - (truth + 1000.0 * (now - first_t))
 
-    def tie_move(reported: float) -> float | None:
+    def tie_move(tie) -> float | None:
         """How far the ring's time of the report's first sample moved since the report (the rest
         of clock_move is the song's place moving under the line: a player that stalled)."""
-        tie = next((k for t, r, *k in changes if t == reported), None)
-        if not tie or tie[0] is None:
+        if tie is None or tie[2] is None:
             return None
-        index, segment, then = tie[0]
+        index, segment, then = tie
         now = ls.time_at(index, segment)
         return None if now is None else 1000.0 * (now - then)
 
@@ -199,13 +198,13 @@ def run_song(ls, song: dict, other: dict, url: str, rng: random.Random, rate: in
         row[f"{key}_tie_ms"] = None
         if hit is None:
             return
-        reported, result = hit
+        reported, result, tie = hit
         row[f"{key}_s"] = reported - started
         # From the sound: when the reported line says the song was at the player's start position.
         row[f"{key}_sound_s"] = reported - (result.capture_started + (1000.0 * position_s - result.lag_ms) / 1000.0)
         row[f"{key}_err_ms"] = track_error(tracker, reported)
         row[f"{key}_clock_ms"] = clock_move(result)
-        row[f"{key}_tie_ms"] = tie_move(reported)
+        row[f"{key}_tie_ms"] = tie_move(tie)
 
     # -- call: the song started 3-5 s before the call -----------------------------------
     start = rng.uniform(5.0, max(6.0, length - 60.0))
