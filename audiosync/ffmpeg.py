@@ -1,19 +1,28 @@
 """The ffmpeg program: where it is, the arguments every run shares, and whole-file decode and encode.
 
 Producers stream through :func:`command` as well; every ffmpeg run of the
-package is built here, with arguments as a list (never a shell line).
+package is built here, with arguments as a list (never a shell line). No
+numpy at import: the command starts its decoders (:func:`start_early`)
+before numpy is loaded.
 """
 
 from __future__ import annotations
 
 import shutil
 import subprocess
-
-import numpy as np
+import tempfile
+import threading
+from typing import IO, TYPE_CHECKING
 
 from audiosync.errors import FFmpegNotFoundError
 
-__all__ = ["command", "decode", "encode", "ffmpeg_path", "pcm_output"]
+if TYPE_CHECKING:
+    import numpy as np
+
+__all__ = ["claim", "command", "decode", "decoder", "drop_early", "encode", "ffmpeg_path", "pcm_output", "start",
+           "start_early"]
+
+Running = tuple[subprocess.Popen, IO[bytes]]  # an ffmpeg and the file its stderr goes to
 
 
 def ffmpeg_path() -> str:
@@ -43,14 +52,77 @@ def pcm_output(rate: int, channels: int = 1, buffered: bool = False) -> list[str
     return ["-vn", "-ac", str(channels), "-ar", str(rate), *flush, "-f", "f32le", "pipe:1"]
 
 
+def decoder(input_args: list[str], rate: int, buffered: bool = False, header: bool = False) -> list[str]:
+    """The ffmpeg command of a decoder: ``input_args`` to mono f32le at ``rate`` on stdout
+    (``buffered``: see :func:`pcm_output`), errors tagged with their level; ``header``: also the
+    input's description (its duration and codec), without the progress lines."""
+    return command(*(["-nostats"] if header else []), *input_args, *pcm_output(rate, buffered=buffered),
+                   loglevel="level+info" if header else "level+error")
+
+
+def start(argv: list[str]) -> Running:
+    """Run ``argv`` with stdout piped (unbuffered) and stderr to a temporary file."""
+    stderr = tempfile.TemporaryFile()
+    try:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr, bufsize=0)
+    except OSError:
+        stderr.close()
+        raise
+    return proc, stderr
+
+
+# ffmpeg started before their reader exists (start_early), by command line.
+_early: dict[tuple[str, ...], list[Running]] = {}
+_early_lock = threading.Lock()
+
+
+def start_early(argv: list[str]) -> None:
+    """Start ``argv`` now, for the reader that will :func:`claim` the same command line.
+
+    The command starts its decoders before it imports numpy (about 0.1 s); whoever calls
+    this calls :func:`drop_early` when done, which stops any that nobody claimed.
+    """
+    running = start(argv)
+    with _early_lock:
+        _early.setdefault(tuple(argv), []).append(running)
+
+
+def claim(argv: list[str]) -> Running:
+    """The ffmpeg started early with this command line, else one started now."""
+    with _early_lock:
+        waiting = _early.get(tuple(argv))
+        if waiting:
+            running = waiting.pop(0)
+            if not waiting:
+                del _early[tuple(argv)]
+            return running
+    return start(argv)
+
+
+def drop_early() -> None:
+    """Stop and reap every ffmpeg started early that no reader claimed."""
+    with _early_lock:
+        left = [running for waiting in _early.values() for running in waiting]
+        _early.clear()
+    for proc, stderr in left:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+        stderr.close()
+
+
 def decode(path: str, rate: int) -> np.ndarray:
     """A whole file decoded to mono float32 at ``rate``."""
+    import numpy as np
+
     out = subprocess.run(command("-i", path, *pcm_output(rate)), check=True, capture_output=True).stdout
     return np.frombuffer(out, dtype=np.float32)
 
 
 def encode(samples: np.ndarray, rate: int, path: str, *codec: str) -> str:
     """Write mono ``samples`` to ``path`` (its extension picks the container) with ``codec`` arguments."""
+    import numpy as np
+
     pcm = np.ascontiguousarray(samples, dtype="<f4").tobytes()
     # Not command(): -nostdin would stop ffmpeg reading the samples from stdin.
     subprocess.run([ffmpeg_path(), "-hide_banner", "-loglevel", "error", "-y", "-f", "f32le", "-ar", str(rate),

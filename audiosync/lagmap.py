@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from dataclasses import dataclass, replace
 from typing import NamedTuple
 
@@ -133,13 +134,39 @@ def _find_near(ref: np.ndarray, x: np.ndarray, s: int, start: float, slope: floa
 
 
 def _each(fn, items: list) -> list:
-    """``[fn(x) for x in items]``, on two threads when there are two cores: the windows are
-    independent, and the kernel and numpy's large operations release the GIL."""
+    """``[fn(x) for x in items]``, every other item on a second thread when there are two cores:
+    the windows are independent and alike in size, and the kernel and numpy's large operations
+    release the GIL."""
     if len(items) < 2 or (os.cpu_count() or 1) < 2:
         return [fn(x) for x in items]
-    from concurrent.futures import ThreadPoolExecutor  # here: `import audiosync` stays light
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="audiosync-window") as pool:
-        return list(pool.map(fn, items))
+    out: list = [None] * len(items)
+    failed: list[BaseException] = []
+
+    def odd() -> None:
+        try:
+            out[1::2] = [fn(x) for x in items[1::2]]
+        except BaseException as exc:  # raised in the caller's thread, below
+            failed.append(exc)
+
+    helper = threading.Thread(target=odd, name="audiosync-window", daemon=True)
+    helper.start()
+    try:
+        out[0::2] = [fn(x) for x in items[0::2]]
+    finally:
+        helper.join()  # no thread outlives the call
+    if failed:
+        raise failed[0]
+    return out
+
+
+def _median(x: np.ndarray) -> float:
+    """np.median of a non-empty 1-D array, without the import of numpy.ma that np.median's NaN
+    check makes on first use (10 ms of a short pair's answer)."""
+    k = len(x) // 2
+    if len(x) % 2:
+        return float(np.partition(x, k)[k])
+    part = np.partition(x, (k - 1, k))
+    return 0.5 * (float(part[k - 1]) + float(part[k]))
 
 
 def _agreeing(t: np.ndarray, lag: np.ndarray, tolerance: float) -> np.ndarray:
@@ -152,7 +179,7 @@ def _agreeing(t: np.ndarray, lag: np.ndarray, tolerance: float) -> np.ndarray:
     order = np.argsort(t)
     steps = np.diff(t[order])
     slopes = np.diff(lag[order])[steps > 0] / steps[steps > 0]
-    drift = float(np.median(slopes)) if len(slopes) else 0.0
+    drift = _median(slopes) if len(slopes) else 0.0
     level = lag - drift * t
     by_level = np.argsort(level)
     groups = np.split(by_level, np.nonzero(np.diff(level[by_level]) > tolerance)[0] + 1)
@@ -160,6 +187,15 @@ def _agreeing(t: np.ndarray, lag: np.ndarray, tolerance: float) -> np.ndarray:
     keep = np.zeros(len(t), bool)
     keep[best] = True
     return keep
+
+
+def _line(t: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """The least-squares line through (t, y): (slope, intercept). np.polyfit's answer, without
+    the import of numpy.ma and a LAPACK call it makes on first use."""
+    tm, ym = float(t.mean()), float(y.mean())
+    tc = t - tm
+    slope = float(np.sum(tc * (y - ym))) / max(float(np.sum(tc * tc)), 1e-300)
+    return slope, ym - slope * tm
 
 
 def _fit(t: np.ndarray, lag: np.ndarray, tolerance: float) -> tuple[float, float, float, np.ndarray]:
@@ -171,16 +207,16 @@ def _fit(t: np.ndarray, lag: np.ndarray, tolerance: float) -> tuple[float, float
     for _ in range(4):
         if keep.sum() < 2:
             break
-        slope, intercept = np.polyfit(t[keep], lag[keep], 1)
+        slope, intercept = _line(t[keep], lag[keep])
         residual = lag - (intercept + slope * t)
-        spread = 1.4826 * float(np.median(np.abs(residual[keep])))
+        spread = 1.4826 * _median(np.abs(residual[keep]))
         new = np.abs(residual) <= max(tolerance, 4.0 * spread)
         if (new == keep).all():
             break
         keep = new
     if keep.sum() < 2:
         return float(lag[0]) if len(lag) else 0.0, 0.0, math.inf, keep
-    slope, intercept = np.polyfit(t[keep], lag[keep], 1)
+    slope, intercept = _line(t[keep], lag[keep])
     n = int(keep.sum())
     if n < MIN_FIT:
         return float(intercept), float(slope), math.inf, keep

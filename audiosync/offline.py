@@ -9,7 +9,7 @@ import time
 import numpy as np
 
 from audiosync._sizes import working_length
-from audiosync.download import input_args
+from audiosync.decoding import commands
 from audiosync.errors import InputError, WindowError
 from audiosync.halves import Halves, split
 from audiosync.lagmap import BREAK_MS, LagMap, anchor, lag_map, warp
@@ -31,23 +31,6 @@ FULL_LIMIT = 1 << 25
 _WINDOW_NAMES = ("reference_window", "other_window")
 
 
-def _windowed(args: list[str], window: tuple[float, float | None] | None) -> list[str]:
-    """ffmpeg arguments that read only ``window`` (start_s, duration_s) of the input.
-
-    The samples are counted from the first one decoded (``asetpts=N/SR/TB``)
-    and the window cut by that count (``atrim``), so its first sample is the
-    one a whole decode puts at ``start_s``. A seek (``-ss``) goes by the
-    stream's timestamps instead: on a stream that starts before 0 (Opus in
-    WebM, -7 ms) it lands that much off, and past the end some formats (Ogg)
-    still give their last second. The part before the window is decoded.
-    """
-    if window is None:
-        return args
-    start, duration = window
-    trim = f"atrim=start={start:.6f}" + ("" if duration is None else f":duration={duration:.6f}")
-    return [*args, "-af", f"asetpts=N/SR/TB,{trim}"]  # after "-i URL": output options
-
-
 def decode_inputs(inputs, sample_rate: int, max_seconds: float | None = None,
                   timeout: float | None = None, windows=None, halves: bool = True) -> tuple[list[np.ndarray], bool]:
     """Decode every input whole, at once (one ffmpeg each), to mono float32 at ``sample_rate``.
@@ -61,23 +44,21 @@ def decode_inputs(inputs, sample_rate: int, max_seconds: float | None = None,
     input that gives no audio, WindowError for a window past its end.
     """
     windows = list(windows or [None] * len(inputs))
-    args = [_windowed(input_args(url), w) for url, w in zip(inputs, windows)]
+    halves = halves and timeout is None
+    cmds = commands(inputs, windows, describe=halves)
     capacity = int(round((max_seconds or _DEFAULT_MAX_S) * sample_rate))
     cond = threading.Condition()
     producers: list = []
     deadline = None if timeout is None else time.monotonic() + timeout
     finished = False
     try:
-        halves = halves and timeout is None
-        for i, (a, w) in enumerate(zip(args, windows)):
-            producers.append(Producer(f"input{i}", a, sample_rate, capacity, cond, buffered=True,
-                                      header=halves and w is None))
-        if halves:
-            # A long file also decoded from its middle on another core (told from the first
-            # ffmpeg's description of it).
-            for i, (a, w) in enumerate(zip(args, windows)):
-                if w is None:
-                    producers[i] = split(f"input{i}", a, producers[i], cond)
+        for i, (a, header) in enumerate(cmds):
+            producers.append(Producer(f"input{i}", a, sample_rate, capacity, cond, buffered=True, header=header))
+        # A long file also decoded from its middle on another core (told from the first ffmpeg's
+        # description of it).
+        for i, (a, header) in enumerate(cmds):
+            if header:
+                producers[i] = split(f"input{i}", a, producers[i], cond)
         finished = wait_decoded(producers, cond, deadline)
     finally:
         # Stop decoding now: after a timeout an endless input would otherwise go

@@ -12,7 +12,6 @@ import logging
 import os
 import re
 import subprocess
-import tempfile
 import threading
 import time
 
@@ -63,19 +62,8 @@ class Producer:
         self.error: str | None = None
         self.anchor: float | None = None
         self._stopping = False
-        self._argv = ffmpeg.command(*(["-nostats"] if header else []), *input_args,
-                                    *ffmpeg.pcm_output(rate, buffered=buffered),
-                                    loglevel="level+info" if header else "level+error")
-        self._stderr = tempfile.TemporaryFile()
-        try:
-            self._proc = subprocess.Popen(
-                self._argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                stderr=self._stderr, bufsize=0,
-            )
-        except OSError:
-            self._stderr.close()
-            raise
-        self._started = time.monotonic()
+        self._argv = ffmpeg.decoder(input_args, rate, buffered=buffered, header=header)
+        self._proc, self._stderr = ffmpeg.claim(self._argv)  # started early by the command, or now
         self._thread = threading.Thread(target=self._read, name=f"audiosync-{name}", daemon=True)
         self._thread.start()
 

@@ -150,3 +150,29 @@ def test_demo_offline():
     r = cli("demo", "--offline", timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "sync_files" in r.stdout and ": OK" in r.stdout
+
+
+
+def _ffmpeg_children() -> list[int]:
+    """This process's ffmpeg children, running or not yet reaped."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat", encoding="utf-8", errors="replace") as f:
+                comm, _, rest = f.read().partition("(")[2].rpartition(")")
+        except OSError:
+            continue
+        if comm == "ffmpeg" and int(rest.split()[1]) == os.getpid():
+            pids.append(int(entry))
+    return pids
+
+
+def test_files_refused_option_leaves_no_decoder_running(media, capture_wav):
+    # The command starts its decoders before the options are judged: refused, they are stopped
+    # and reaped (in this process, so that nothing else reaps them).
+    from audiosync.cli import main
+    assert _ffmpeg_children() == []
+    assert main(["files", str(media["ogg"]), str(capture_wav), "--min-confidence", "2"]) == 2
+    assert _ffmpeg_children() == []
+    assert main(["files", str(media["ogg"]), str(capture_wav)]) == 0
+    assert _ffmpeg_children() == []

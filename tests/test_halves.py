@@ -287,3 +287,39 @@ def test_the_range_question_carries_the_downloads_headers():
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+def _is_reaped(proc) -> bool:
+    return proc.poll() is not None and proc.returncode is not None
+
+
+def test_decoders_started_early_are_the_ones_read(long_files, made, tmp_path):
+    # The command starts the decoders before it imports numpy: decode_inputs reads those very
+    # processes, split as usual, and gives the same samples as a decode started on the spot.
+    from audiosync import decoding, ffmpeg as ff
+    clip = write_wav(tmp_path / "clip.wav", decode(long_files["wav"], SR)[:10 * SR], SR)
+    inputs = (long_files["webm"], clip)
+    decoding.start_early(inputs, SR, (None, None))
+    try:
+        early = [proc for waiting in ff._early.values() for proc, _ in waiting]
+        assert len(early) == 2
+        (ref, oth), finished = offline.decode_inputs(inputs, SR)
+        assert finished and ff._early == {}, "a decoder started early was not read"
+        assert all(_is_reaped(p) for p in early)
+    finally:
+        ff.drop_early()
+    assert len(made) == 1 and made[0].offset is not None
+    (ref2, oth2), _ = offline.decode_inputs(inputs, SR)
+    np.testing.assert_array_equal(ref, ref2)
+    np.testing.assert_array_equal(oth, oth2)
+
+
+def test_decoders_started_early_and_not_read_are_stopped(long_files):
+    from audiosync import decoding, ffmpeg as ff
+    # A window starts its own command line; a path that is no file starts nothing.
+    decoding.start_early((long_files["webm"], "/no/such/file.ogg"), SR, ((10.0, 5.0), None))
+    early = [proc for waiting in ff._early.values() for proc, _ in waiting]
+    assert len(early) == 1 and any("atrim=start=10.000000" in a for a in early[0].args)
+    ff.drop_early()
+    assert ff._early == {} and all(_is_reaped(p) for p in early)
+    ff.drop_early()  # nothing left: a no-op

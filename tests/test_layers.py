@@ -27,7 +27,7 @@ LAYERS = [
     {"_planner"},                                      # FFTW's planner
     {"_xcorr", "wisdom"},                              # the kernel; wisdom on disk
     {"xcorr", "ffmpeg", "download", "capture"},        # validated wrapper; inputs
-    {"method", "producer", "exports", "ring"},         # the decision rule; producer threads; timeline files; a ring
+    {"method", "producer", "exports", "ring", "decoding"},  # the decision rule; producer threads; timeline files; a ring; decoders
     {"lagmap", "matches", "overlap", "halves"},        # the lag over time; every match; best overlap; split decoding
     {"options", "results"},                            # a sync's options and answers
     {"session", "offline"},                            # the job; whole-file sync
@@ -133,13 +133,32 @@ def test_the_checks_can_fail():
 
 @pytest.mark.timeout(60)
 def test_import_is_light(tmp_path):
-    """``import audiosync`` loads no optional extra (matplotlib, yt-dlp, pulsectl) and reads no wisdom."""
+    """``import audiosync`` loads no optional extra (matplotlib, yt-dlp, pulsectl), reads no wisdom,
+    and loads no numpy: neither does the command's module, which starts its decoders first."""
     script = textwrap.dedent("""
-        import sys, audiosync
+        import sys, audiosync, audiosync.cli
+        heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("matplotlib", "yt_dlp", "pulsectl", "numpy"))
         from audiosync import wisdom
-        heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("matplotlib", "yt_dlp", "pulsectl"))
         print(heavy, wisdom._loaded)
     """)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
                          timeout=60, cwd=tmp_path).stdout
     assert out.strip() == "[] False", out
+
+
+def test_every_public_name_is_found_where_type_checkers_read_it():
+    """The package's names load on first use: each one in ``__all__`` resolves, from the module
+    the ``TYPE_CHECKING`` imports (what type checkers and editors read) name."""
+    with open(os.path.join(PACKAGE, "__init__.py"), encoding="utf-8") as f:
+        tree = ast.parse(f.read())
+    typed = {alias.name: node.module.split(".")[1] for block in tree.body if isinstance(block, ast.If)
+             for node in ast.walk(block) if isinstance(node, ast.ImportFrom) for alias in node.names}
+    assert set(typed) | {"__version__"} == set(audiosync.__all__)
+    assert typed == audiosync._HOME_OF
+    for name, module in typed.items():
+        value = getattr(audiosync, name)
+        assert value is getattr(sys.modules[f"audiosync.{module}"], name), name
+    assert callable(audiosync.batch), "the batch module's import hid the batch function"
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        audiosync.nope  # noqa: B018
+    assert "sync_files" in dir(audiosync)
