@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -216,8 +217,14 @@ def batch_part() -> dict:
     truth = {(r, o): lag for r, o, lag in pairs}
     runs = {}
 
+    cores = {}
+
+    def cpu_s() -> float:  # this process and its reaped children (ffmpeg, worker processes)
+        own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
     def timed(label, one_ffmpeg=False, **kwargs):
-        t0 = time.monotonic()
+        t0, c0 = time.monotonic(), cpu_s()
         if one_ffmpeg:  # what each worker of jobs=2 does with a pair, on this process alone
             results = [run_pair(Pair(r, o, {}), split_decode=False) for r, o in work]
         else:
@@ -226,8 +233,10 @@ def batch_part() -> dict:
         right = sum(1 for res in results if res.get("confident")
                     and abs(res["lag_ms"] - truth[(res["reference"], res["other"])]) <= 10.0)
         runs[label] = seconds
+        # Cores kept busy on average (a Dask cluster's workers are not this process's children).
+        cores[label] = (cpu_s() - c0) / seconds
         print(f"{label:28} {len(results)} pairs in {seconds:6.1f} s: {len(results) / seconds:5.2f} pairs/s "
-              f"({right} confident and right within 10 ms)", flush=True)
+              f"({right} confident and right within 10 ms); {cores[label]:.2f} cores busy", flush=True)
 
     timed("1 process")
     timed("1 process, one ffmpeg/input", one_ffmpeg=True)
@@ -242,7 +251,12 @@ def batch_part() -> dict:
     print(f"2 processes / 1 process: {two:.2f}x (target >= 1.7); "
           f"/ 1 process doing a worker's work (one ffmpeg per input): {scaling:.2f}x")
     print(f"Dask time / local time (2 workers each): {dask:.2f} (target <= 1.15)")
-    return {"speedup_2": two, "scaling_2": scaling, "dask_over_local": dask, **runs}
+    n = os.cpu_count() or 1
+    for label in ("1 process", "1 process, one ffmpeg/input"):
+        print(f"on {n} cores, {label} keeping {cores[label]:.2f} busy: 2 processes can be at most "
+              f"{min(2.0, n / cores[label]):.2f}x as fast")
+    return {"speedup_2": two, "scaling_2": scaling, "dask_over_local": dask, **runs,
+            "cores_busy": cores}
 
 
 def resume_part(folder: Path) -> dict:
