@@ -7,15 +7,16 @@ the ``audiosync`` command's start-up then load only the modules they use
 
 from __future__ import annotations
 
-import importlib
-import logging
-import sys
-import types
+import importlib as _importlib
+import importlib.util as _importlib_util
+import logging as _logging
+import sys as _sys
+import types as _types
 from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
-logging.getLogger("audiosync").addHandler(logging.NullHandler())
+_logging.getLogger("audiosync").addHandler(_logging.NullHandler())
 
 # Each public name and the module that defines it.
 _HOMES = {
@@ -50,27 +51,31 @@ __all__ = [
 
 def __getattr__(name: str):
     module = _HOME_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module 'audiosync' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"audiosync.{module}"), name)
-    globals()[name] = value  # found once; later reads do not come here
-    return value
+    if module is not None:
+        value = getattr(_importlib.import_module(f"audiosync.{module}"), name)
+        globals()[name] = value  # found once; later reads do not come here
+        return value
+    # A submodule read as an attribute (audiosync.xcorr.working_length), as when every module
+    # was imported with the package.
+    if not name.startswith("__") and _importlib_util.find_spec(f"audiosync.{name}") is not None:
+        return _importlib.import_module(f"audiosync.{name}")
+    raise AttributeError(f"module 'audiosync' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_HOME_OF})
+    return sorted({*__all__, *(name for name in globals() if name.startswith("__"))})
 
 
-class _Package(types.ModuleType):
+class _Package(_types.ModuleType):
     def __setattr__(self, name: str, value) -> None:
         # Importing a submodule makes it an attribute of the package: where a public function
         # has its module's name (batch), the function stays the attribute.
-        if isinstance(value, types.ModuleType) and _HOME_OF.get(name) == name:
+        if isinstance(value, _types.ModuleType) and _HOME_OF.get(name) == name:
             value = getattr(value, name)
         super().__setattr__(name, value)
 
 
-sys.modules[__name__].__class__ = _Package
+_sys.modules[__name__].__class__ = _Package
 
 
 if TYPE_CHECKING:  # what type checkers and editors read

@@ -189,10 +189,10 @@ def _report(result: SyncResult, args: argparse.Namespace) -> int:
 def _files(args: argparse.Namespace) -> int:
     from audiosync import decoding, ffmpeg
 
-    # The decoders first, then numpy and the rest (about 0.1 s) while they start.
     windows = (args.ref_window, args.other_window)
-    decoding.start_early((args.reference, args.other), args.sample_rate, windows)
     try:
+        # The decoders first, then numpy and the rest (about 0.1 s) while they start.
+        decoding.start_early((args.reference, args.other), args.sample_rate, windows)
         from audiosync.offline import sync_files
 
         result = sync_files(args.reference, args.other, sample_rate=args.sample_rate,
@@ -360,8 +360,9 @@ class _UsageError(Exception):
 
 def main(argv: Sequence[str] | None = None) -> int:
     # The command makes no BLAS call worth a thread, and OpenBLAS's threads, started when numpy
-    # is imported, spin on the other core that ffmpeg and the transforms need (the user's own
-    # setting is kept; numpy already imported keeps its own).
+    # is imported, spin on the other core that ffmpeg and the transforms need. For this process
+    # and the worker processes it starts (batch); the user's own setting is kept, and a numpy
+    # already imported (main() called in-process) keeps its threads.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     args = _parser().parse_args(argv)
     if args.debug:

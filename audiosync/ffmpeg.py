@@ -1,9 +1,10 @@
 """The ffmpeg program: where it is, the arguments every run shares, and whole-file decode and encode.
 
 Producers stream through :func:`command` as well; every ffmpeg run of the
-package is built here, with arguments as a list (never a shell line). No
-numpy at import: the command starts its decoders (:func:`start_early`)
-before numpy is loaded.
+package is built here, with arguments as a list (never a shell line). Here
+too, the decoders the command starts before it loads numpy
+(:func:`start_early`), kept until a producer claims them: so no numpy at
+import.
 """
 
 from __future__ import annotations
@@ -83,8 +84,12 @@ def start_early(argv: list[str]) -> None:
     this calls :func:`drop_early` when done, which stops any that nobody claimed.
     """
     running = start(argv)
-    with _early_lock:
-        _early.setdefault(tuple(argv), []).append(running)
+    try:
+        with _early_lock:
+            _early.setdefault(tuple(argv), []).append(running)
+    except BaseException:  # a Ctrl-C before it was kept: nobody else would stop it
+        _stop([running])
+        raise
 
 
 def claim(argv: list[str]) -> Running:
@@ -104,8 +109,12 @@ def drop_early() -> None:
     with _early_lock:
         left = [running for waiting in _early.values() for running in waiting]
         _early.clear()
+    _stop(left)
+
+
+def _stop(left: list[Running]) -> None:
     for proc, stderr in left:
-        proc.kill()
+        proc.kill()  # its output is nobody's: no grace
         proc.wait()
         proc.stdout.close()
         stderr.close()

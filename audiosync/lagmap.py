@@ -160,8 +160,9 @@ def _each(fn, items: list) -> list:
 
 
 def _median(x: np.ndarray) -> float:
-    """np.median of a non-empty 1-D array, without the import of numpy.ma that np.median's NaN
-    check makes on first use (10 ms of a short pair's answer)."""
+    """np.median of a non-empty 1-D array of finite values (the windows' lags and slopes), without
+    the import of numpy.ma that np.median's NaN check makes on first use (10 ms of a short pair's
+    answer)."""
     k = len(x) // 2
     if len(x) % 2:
         return float(np.partition(x, k)[k])
@@ -191,7 +192,8 @@ def _agreeing(t: np.ndarray, lag: np.ndarray, tolerance: float) -> np.ndarray:
 
 def _line(t: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """The least-squares line through (t, y): (slope, intercept). np.polyfit's answer, without
-    the import of numpy.ma and a LAPACK call it makes on first use."""
+    the import of numpy.ma and a LAPACK call it makes on first use. The windows' times differ,
+    so the spread of t is never 0 (the floor only keeps the division defined)."""
     tm, ym = float(t.mean()), float(y.mean())
     tc = t - tm
     slope = float(np.sum(tc * (y - ym))) / max(float(np.sum(tc * tc)), 1e-300)

@@ -9,7 +9,7 @@ import time
 import numpy as np
 
 from audiosync._sizes import working_length
-from audiosync.decoding import commands
+from audiosync.decoding import commands, describes
 from audiosync.errors import InputError, WindowError
 from audiosync.halves import Halves, split
 from audiosync.lagmap import BREAK_MS, LagMap, anchor, lag_map, warp
@@ -44,7 +44,7 @@ def decode_inputs(inputs, sample_rate: int, max_seconds: float | None = None,
     input that gives no audio, WindowError for a window past its end.
     """
     windows = list(windows or [None] * len(inputs))
-    halves = halves and timeout is None
+    halves = describes(halves, timeout)
     cmds = commands(inputs, windows, describe=halves)
     capacity = int(round((max_seconds or _DEFAULT_MAX_S) * sample_rate))
     cond = threading.Condition()

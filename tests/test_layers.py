@@ -162,3 +162,13 @@ def test_every_public_name_is_found_where_type_checkers_read_it():
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         audiosync.nope  # noqa: B018
     assert "sync_files" in dir(audiosync)
+
+
+@pytest.mark.timeout(60)
+def test_a_submodule_reads_as_an_attribute_of_the_package(tmp_path):
+    """``audiosync.xcorr.working_length`` and the like work after a bare ``import audiosync``,
+    as when the package imported every module."""
+    script = "import audiosync; print(audiosync.xcorr.working_length(1000), audiosync._planner.planning_stats()['plans'])"
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                         timeout=60, cwd=tmp_path).stdout
+    assert out.split() == ["1000", "0"], out
