@@ -28,7 +28,7 @@ three samples around it, and these confidence features:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
@@ -177,7 +177,6 @@ def correlate(source: np.ndarray, sample: np.ndarray, sr: int, variants: list[Va
         Y = cache.rfft(sample_key and (sample_key, rate), smp, n)
         G0 = X * np.conj(Y)
         mag = None
-        min_ov = int(min(v.min_overlap_s for v in vs) * rate)
         for v in vs:
             if v.beta:
                 if mag is None:
