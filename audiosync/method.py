@@ -29,8 +29,11 @@ that the song repeats matches twice. So the place must also stand out:
 its prominence (the peak over the best place more than 30 ms away) must
 reach ``PROMINENCE_95`` to read 0.95, and the waveform must match at the
 peak better than at any other likely place by ``LEAD_95`` in Pearson (the phase transform can prefer a louder near-copy, or
-a place sharing one faint band, to the exact one). The confidence is the
-lesser of the readings. The seed method is the original one: raw
+a place sharing one faint band, to the exact one). A peak that stands
+``PROMINENCE_ALONE`` times over every other place of a wide search is not
+asked the waveform's two tests (a microphone in a room, an all-pass master:
+the waveform matches poorly where the phase transform is sure). The
+confidence is the lesser of the readings. The seed method is the original one: raw
 cross-correlation, |Pearson| at the peak as confidence.
 """
 
@@ -69,6 +72,15 @@ PROMINENCE_95 = 1.3
 # On the fit packages every wrong answer that passed the evidence had a lead below 0 (at most
 # -0.002); 0.01 keeps a margin above that.
 LEAD_95 = 0.01
+# A phase-transform peak this many times higher than any other place of a wide search stands on
+# its own: the waveform's tests (its evidence and its lead) are not asked of it. Through a
+# microphone in a room or an all-pass master the waveform matches poorly at the true place
+# (Pearson 0.1-0.25, below other places') while the peak stands 3 to 66 times over the rest. No
+# wrong or unrelated estimate of the fit packages passed a prominence of 1.2 (bench/calibrate.py):
+# 2.5 times that.
+PROMINENCE_ALONE = 3.0
+# ... over at least this many seconds of lags (a narrow search has few places to stand out from).
+ALONE_SPAN_S = 10.0
 # A capture shorter than this is reported but never confident (custom schedules).
 MIN_CONFIDENT_S = 3.0
 
@@ -326,10 +338,11 @@ def estimate(correlator: Correlator, sample: np.ndarray, method: str, rate: int,
     searched = hi - lo + 1 if searched is None else max(int(searched), hi - lo + 1)
     if window is not None and window[0] <= peak.lag <= window[1]:
         searched = min(searched, window[1] - window[0] + 1)
-    evidence, confidence = _judged(correlator, sample, weights, peak, searched)
+    alone = peak.prominence >= PROMINENCE_ALONE and hi - lo + 1 >= ALONE_SPAN_S * rate
+    evidence, confidence = _judged(correlator, sample, weights, peak, searched, alone)
     others = rivals(correlator, sample, (lo, hi), weights, peak, rate, plain_peak, spectrum)
     margin = peak.coefficient - max(others.values(), default=-1.0)
-    if margin < LEAD_95:
+    if margin < LEAD_95 and not alone:
         confidence = min(confidence, 0.5)
     found = Estimate(peak.lag, peak.fraction, peak.coefficient, peak.prominence, confidence, evidence, margin)
     if trusted and window is not None:
@@ -395,14 +408,16 @@ def nearby(correlator: Correlator, sample: np.ndarray, rate: int, lags: tuple[in
     return Estimate(peak.lag, peak.fraction, peak.coefficient, peak.prominence, confidence, evidence)
 
 
-def _judged(correlator: Correlator, sample: np.ndarray, weights: np.ndarray, peak, searched: int
-            ) -> tuple[float, float]:
+def _judged(correlator: Correlator, sample: np.ndarray, weights: np.ndarray, peak, searched: int,
+            alone: bool = False) -> tuple[float, float]:
     """(evidence, confidence) of a phase-transform peak found among ``searched`` lags: the lesser
-    of the peak's and the waveform's evidence, and its reading capped by the prominence."""
+    of the peak's and the waveform's evidence (the peak's alone with ``alone``, see
+    PROMINENCE_ALONE), and its reading capped by the prominence."""
     # Lags closer than the band's resolution are not independent.
     share = float(np.count_nonzero(weights)) / len(weights)
-    evidence = min(peak_evidence(peak.value, peak.rms, searched * share),
-                   waveform_evidence(peak.coefficient, *_overlap(correlator.source, sample, peak.lag)))
+    evidence = peak_evidence(peak.value, peak.rms, searched * share)
+    if not alone:
+        evidence = min(evidence, waveform_evidence(peak.coefficient, *_overlap(correlator.source, sample, peak.lag)))
     return evidence, min(confidence_of(evidence), prominence_confidence(peak.prominence))
 
 

@@ -132,6 +132,7 @@ def estimate_pair(pair: dict, base: Path, rng: np.random.Generator, download: di
                 "coefficient": est.coefficient, "confidence": est.confidence,
                 # the waveform's Pearson lead at the peak over other likely places (method.lead)
                 "lead": est.lead if math.isfinite(est.lead) else 2.0,
+                "alone": est.prominence >= M.PROMINENCE_ALONE,  # the whole song is searched: wide enough
                 "old_lag_ms": 1000.0 * (old_lag + old_fraction) / RATE, "old_prominence": old_prom,
             })
     return rows
@@ -164,7 +165,9 @@ def _lead(row: dict) -> float:
 
 
 def _agrees(row: dict, lead_95: float) -> bool:
-    return _lead(row) >= lead_95
+    # A peak that stands PROMINENCE_ALONE over the whole song is not asked the lead (its evidence,
+    # saved since that rule, is then the peak's own).
+    return _lead(row) >= lead_95 or (row.get("alone", False) and row["prominence"] >= M.PROMINENCE_ALONE)
 
 
 def _wrong(r: dict) -> bool:
@@ -302,6 +305,14 @@ def main(argv=None) -> int:
     for w in worst:
         print(f"  worst on the fit packages: {w['id']} ({w['mode']}, {w['seconds']} s, {w['condition']}): "
               f"evidence {w['evidence']:.2f}, prominence {w['prominence']:.3f}")
+    # PROMINENCE_ALONE: above the prominence of every wrong or unrelated estimate (an exact repeat
+    # of the capture, a repeat pair, two places alike by construction, left out).
+    for name, part in (("fit", fit_rows), ("held-out", test_rows)):
+        bad = [r for r in part if _wrong(r) and r["condition"] != "repeat"]
+        top = max(bad, key=lambda r: r["prominence"], default=None)
+        if top:
+            print(f"  largest prominence of a wrong or unrelated estimate, {name} packages: {top['prominence']:.3f} "
+                  f"({top['id']}, {top['mode']}, {top['seconds']} s); PROMINENCE_ALONE = {M.PROMINENCE_ALONE}")
     print(f"fitted EVIDENCE_95 = {e95:.2f}, PROMINENCE_95 = {p95:.3f}, LEAD_95 = {q95:.3f} "
           f"(margin {args.margin}); in audiosync/method.py: {M.EVIDENCE_95}, {M.PROMINENCE_95}, "
           f"{M.LEAD_95}")
