@@ -19,7 +19,8 @@ tests, each a probability that chance alone explains what was found:
   positive beyond what two unrelated signals of these spectra give over
   this many seconds (its chance spread is ``sqrt(sum(p * q) / 2)`` for the
   two normalised power spectra): the phase transform alone can lock onto a
-  faint band that matches while the music does not.
+  faint band that matches while the music does not (unless the peak stands
+  alone, below).
 
 The evidence is ``-log10`` of the larger of the two chances; ``EVIDENCE_95``
 decades (fitted on some packages of the corpus, reported on the others)
@@ -74,13 +75,18 @@ PROMINENCE_95 = 1.3
 LEAD_95 = 0.01
 # A phase-transform peak this many times higher than any other place of a wide search stands on
 # its own: the waveform's tests (its evidence and its lead) are not asked of it. Through a
-# microphone in a room or an all-pass master the waveform matches poorly at the true place
-# (Pearson 0.1-0.25, below other places') while the peak stands 3 to 66 times over the rest. No
-# wrong or unrelated estimate of the fit packages passed a prominence of 1.2 (bench/calibrate.py):
-# 2.5 times that.
+# microphone in a room or an all-pass master the waveform matches poorly at the true place (its
+# Pearson -0.2 to 0.5, below other places') while the peak stands 3 to 80 times over the rest.
+# No wrong or unrelated estimate of the fit packages passed a prominence of 1.52 at any length
+# from 2 s (bench/calibrate.py; repeat pairs, two places alike by construction, aside): about
+# twice that. Calibrated at 16 kHz on captures of 2 s or more, and used only there.
 PROMINENCE_ALONE = 3.0
-# ... over at least this many seconds of lags (a narrow search has few places to stand out from).
+# ... over at least this many seconds of lags (a narrow search has few places to stand out from),
 ALONE_SPAN_S = 10.0
+# ... for a capture at least this long (the shortest calibrated),
+ALONE_MIN_S = 2.0
+# ... at this rate.
+ALONE_RATE = 16000
 # A capture shorter than this is reported but never confident (custom schedules).
 MIN_CONFIDENT_S = 3.0
 
@@ -338,7 +344,8 @@ def estimate(correlator: Correlator, sample: np.ndarray, method: str, rate: int,
     searched = hi - lo + 1 if searched is None else max(int(searched), hi - lo + 1)
     if window is not None and window[0] <= peak.lag <= window[1]:
         searched = min(searched, window[1] - window[0] + 1)
-    alone = peak.prominence >= PROMINENCE_ALONE and hi - lo + 1 >= ALONE_SPAN_S * rate
+    alone = (math.isfinite(peak.prominence) and peak.prominence >= PROMINENCE_ALONE and rate == ALONE_RATE
+             and hi - lo + 1 >= ALONE_SPAN_S * rate and n >= ALONE_MIN_S * rate)
     evidence, confidence = _judged(correlator, sample, weights, peak, searched, alone)
     others = rivals(correlator, sample, (lo, hi), weights, peak, rate, plain_peak, spectrum)
     margin = peak.coefficient - max(others.values(), default=-1.0)

@@ -74,7 +74,8 @@ class SyncResult:
     evidence: float = 0.0
     """``-log10`` of the chance that the answer is a coincidence, for this search: the least of
     the peak's height over the chance level of this many lags, its lead over the second-best
-    place, and the waveforms' agreement (nan with ``method="seed"``)."""
+    place, and the waveforms' agreement; the peak's alone when it stands ``PROMINENCE_ALONE``
+    times over every other place (see the README; nan with ``method="seed"``)."""
     capture_started: float | None = None
     """Estimated ``time.monotonic()`` of the first captured sample."""
     history: tuple[Progress, ...] = field(default=())
