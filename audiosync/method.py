@@ -51,7 +51,7 @@ from audiosync.errors import SilentInputError
 from audiosync.xcorr import Correlator
 
 __all__ = ["METHODS", "NOTHING", "Estimate", "confidence_of", "dot", "estimate", "lead", "make_correlator", "nearby",
-           "pearson", "waveform_evidence"]
+           "pearson", "stands_alone", "waveform_evidence"]
 
 METHODS = ("phat", "seed")
 BAND_HZ = 8000.0       # above this codecs differ, and whitening empty bins makes false peaks
@@ -344,8 +344,7 @@ def estimate(correlator: Correlator, sample: np.ndarray, method: str, rate: int,
     searched = hi - lo + 1 if searched is None else max(int(searched), hi - lo + 1)
     if window is not None and window[0] <= peak.lag <= window[1]:
         searched = min(searched, window[1] - window[0] + 1)
-    alone = (math.isfinite(peak.prominence) and peak.prominence >= PROMINENCE_ALONE and rate == ALONE_RATE
-             and hi - lo + 1 >= ALONE_SPAN_S * rate and n >= ALONE_MIN_S * rate)
+    alone = stands_alone(peak.prominence, rate, hi - lo + 1, n)
     evidence, confidence = _judged(correlator, sample, weights, peak, searched, alone)
     others = rivals(correlator, sample, (lo, hi), weights, peak, rate, plain_peak, spectrum)
     margin = peak.coefficient - max(others.values(), default=-1.0)
@@ -358,6 +357,14 @@ def estimate(correlator: Correlator, sample: np.ndarray, method: str, rate: int,
     if mode == "live" and n < MIN_CONFIDENT_S * rate - 1:
         found = replace(found, confidence=min(found.confidence, 0.5))
     return found
+
+
+def stands_alone(prominence: float, rate: int, span: int, length: int) -> bool:
+    """Whether a phase-transform peak of this prominence, found among ``span`` lags for a sample
+    ``length`` samples long at ``rate``, is believed on its own (see PROMINENCE_ALONE): only where
+    that was calibrated."""
+    return (math.isfinite(prominence) and prominence >= PROMINENCE_ALONE and rate == ALONE_RATE
+            and span >= ALONE_SPAN_S * rate and length >= ALONE_MIN_S * rate)
 
 
 def _vouched(correlator: Correlator, sample: np.ndarray, rate: int, weights: np.ndarray, spectrum,

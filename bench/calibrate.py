@@ -118,6 +118,7 @@ def estimate_pair(pair: dict, base: Path, rng: np.random.Generator, download: di
         else:
             correlator_here = correlator
         old_lag, old_fraction, old_prom = old_prominence(correlator_here, sample)
+        searched = len(dl) + len(sample) - 2 * min(RATE, len(dl), len(sample)) + 1  # estimate's lags
         for mode in (("offline",) if seconds is None else MODES):
             h = hint_ms if mode == "hint" else 0.0
             window = (int(math.floor((h - HINT_WINDOW_MS) * RATE / 1000)), int(math.ceil((h + HINT_WINDOW_MS) * RATE / 1000)))
@@ -132,7 +133,8 @@ def estimate_pair(pair: dict, base: Path, rng: np.random.Generator, download: di
                 "coefficient": est.coefficient, "confidence": est.confidence,
                 # the waveform's Pearson lead at the peak over other likely places (method.lead)
                 "lead": est.lead if math.isfinite(est.lead) else 2.0,
-                "alone": est.prominence >= M.PROMINENCE_ALONE,  # the whole song is searched: wide enough
+                # the rule of method.estimate, on the whole song's lags
+                "alone": M.stands_alone(est.prominence, RATE, searched, len(sample)),
                 "old_lag_ms": 1000.0 * (old_lag + old_fraction) / RATE, "old_prominence": old_prom,
             })
     return rows
