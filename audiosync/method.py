@@ -51,7 +51,7 @@ from audiosync.errors import SilentInputError
 from audiosync.xcorr import Correlator
 
 __all__ = ["METHODS", "NOTHING", "Estimate", "confidence_of", "dot", "estimate", "lead", "make_correlator", "nearby",
-           "pearson", "stands_alone", "waveform_evidence"]
+           "pearson", "stands_alone", "waveform_evidence", "window_place"]
 
 METHODS = ("phat", "seed")
 BAND_HZ = 8000.0       # above this codecs differ, and whitening empty bins makes false peaks
@@ -87,6 +87,11 @@ ALONE_SPAN_S = 10.0
 ALONE_MIN_S = 2.0
 # ... at this rate.
 ALONE_RATE = 16000
+# A place of the search's window (the song's start, a player's position) whose waveform matches
+# at least this well (Pearson), and better than the peak's, holds back even a peak that stands
+# alone: it is the same audio. No candidate place on unrelated audio of the fit packages reached
+# 0.22 (bench/calibrate.py's null and different-song pairs, 3 to 30 s).
+WINDOW_SAME = 0.9
 # A capture shorter than this is reported but never confident (custom schedules).
 MIN_CONFIDENT_S = 3.0
 
@@ -347,8 +352,19 @@ def estimate(correlator: Correlator, sample: np.ndarray, method: str, rate: int,
     alone = stands_alone(peak.prominence, rate, hi - lo + 1, n)
     evidence, confidence = _judged(correlator, sample, weights, peak, searched, alone)
     others = rivals(correlator, sample, (lo, hi), weights, peak, rate, plain_peak, spectrum)
+    same = False
+    if window is not None:
+        # The window's best place by the waveform is a rival too: a quiet passage there (a
+        # fade-in at the song's start) is neither place of the plain correlation, which favours
+        # loud ones, and the phase transform can prefer a louder passage of like phases elsewhere.
+        place = window_place(correlator.source, sample, (max(lo, window[0]), min(hi, window[1])), rate)
+        if place is not None and abs(place - peak.lag) > guard:
+            x, y = _overlap(correlator.source, sample, place)
+            if len(x) >= min(n, int(MIN_OVERLAP_S * rate)):
+                others[place] = pearson(x, y)
+                same = others[place] >= WINDOW_SAME and peak.coefficient - others[place] < LEAD_95
     margin = peak.coefficient - max(others.values(), default=-1.0)
-    if margin < LEAD_95 and not alone:
+    if margin < LEAD_95 and (not alone or same):
         confidence = min(confidence, 0.5)
     found = Estimate(peak.lag, peak.fraction, peak.coefficient, peak.prominence, confidence, evidence, margin)
     if trusted and window is not None:
@@ -508,3 +524,40 @@ def rivals(correlator: Correlator, sample: np.ndarray, lags: tuple[int, int], we
             continue
         found[lag] = pearson(x, y)
     return found
+
+
+# A window wider than this is not searched by window_place (its cost grows with the width).
+WINDOW_PLACE_MAX_S = 120.0
+
+
+def window_place(source: np.ndarray, sample: np.ndarray, lags: tuple[int, int], rate: int = ALONE_RATE) -> int | None:
+    """The lag from ``lags[0]`` to ``lags[1]`` where ``sample`` matches ``source`` best by Pearson's
+    coefficient (the normalised correlation: a quiet place counts as much as a loud one), or None
+    for an empty or too wide range. The source is taken as zero beyond its ends."""
+    lo, hi = int(lags[0]), int(lags[1])
+    n = len(sample)
+    if lo > hi or hi - lo > WINDOW_PLACE_MAX_S * rate or n < 2:
+        return None
+    seg = np.zeros(hi - lo + n, np.float64)
+    a, b = max(0, lo), min(len(source), hi + n)
+    if a >= b:
+        return None
+    seg[a - lo:b - lo] = source[a:b]
+    x = np.asarray(sample, np.float64) - np.mean(sample, dtype=np.float64)
+    energy = dot(x, x)
+    if not energy > 0:
+        return None
+    size = 1 << (len(seg) + n - 1).bit_length()
+    count = hi - lo + 1
+    # Σ x·seg over each lag (x sums to 0, so seg's mean does not matter), and seg's variance there.
+    products = np.fft.irfft(np.fft.rfft(seg, size) * np.conj(np.fft.rfft(x, size)), size)[:count]
+    sums = np.concatenate([[0.0], np.cumsum(seg)])
+    squares = np.concatenate([[0.0], np.cumsum(seg * seg)])
+    s1 = sums[n:n + count] - sums[:count]
+    spread = squares[n:n + count] - squares[:count] - s1 * s1 / n
+    # Silent stretches (and float rounding's remains of them) match nothing.
+    live = spread > 1e-12 * max(float(np.max(spread)), 1e-30)
+    if not live.any():
+        return None
+    r = np.where(live, products / np.sqrt(np.where(live, spread, 1.0) * energy), -np.inf)
+    return lo + int(np.argmax(r))
