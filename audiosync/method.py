@@ -47,6 +47,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from audiosync._sizes import working_length
 from audiosync.errors import SilentInputError
 from audiosync.xcorr import Correlator
 
@@ -352,20 +353,22 @@ def estimate(correlator: Correlator, sample: np.ndarray, method: str, rate: int,
     alone = stands_alone(peak.prominence, rate, hi - lo + 1, n)
     evidence, confidence = _judged(correlator, sample, weights, peak, searched, alone)
     others = rivals(correlator, sample, (lo, hi), weights, peak, rate, plain_peak, spectrum)
-    same = False
-    if window is not None:
-        # The window's best place by the waveform is a rival too: a quiet passage there (a
-        # fade-in at the song's start) is neither place of the plain correlation, which favours
-        # loud ones, and the phase transform can prefer a louder passage of like phases elsewhere.
+    margin = peak.coefficient - max(others.values(), default=-1.0)
+    if margin < LEAD_95 and not alone:
+        confidence = min(confidence, 0.5)
+    if window is not None and confidence > 0.5:
+        # The window's best place by the waveform is a rival too (asked only of an answer it can
+        # hold back: a tenth of a second for a 30 s capture): a quiet passage there (a fade-in at
+        # the song's start) is neither place of the plain correlation, which favours loud ones,
+        # and the phase transform can prefer a louder passage of like phases elsewhere.
         place = window_place(correlator.source, sample, (max(lo, window[0]), min(hi, window[1])), rate)
         if place is not None and abs(place - peak.lag) > guard:
             x, y = _overlap(correlator.source, sample, place)
             if len(x) >= min(n, int(MIN_OVERLAP_S * rate)):
-                others[place] = pearson(x, y)
-                same = others[place] >= WINDOW_SAME and peak.coefficient - others[place] < LEAD_95
-    margin = peak.coefficient - max(others.values(), default=-1.0)
-    if margin < LEAD_95 and (not alone or same):
-        confidence = min(confidence, 0.5)
+                others[place] = r = pearson(x, y)
+                margin = min(margin, peak.coefficient - r)
+                if margin < LEAD_95 and (not alone or r >= WINDOW_SAME):
+                    confidence = min(confidence, 0.5)
     found = Estimate(peak.lag, peak.fraction, peak.coefficient, peak.prominence, confidence, evidence, margin)
     if trusted and window is not None:
         found = _vouched(correlator, sample, rate, weights, spectrum, found, others,
@@ -547,7 +550,8 @@ def window_place(source: np.ndarray, sample: np.ndarray, lags: tuple[int, int], 
     energy = dot(x, x)
     if not energy > 0:
         return None
-    size = 1 << (len(seg) + n - 1).bit_length()
+    # Circular, as long as seg: the lags wanted (x's start from 0 to count - 1) never wrap.
+    size = working_length(len(seg))
     count = hi - lo + 1
     # Σ x·seg over each lag (x sums to 0, so seg's mean does not matter), and seg's variance there.
     products = np.fft.irfft(np.fft.rfft(seg, size) * np.conj(np.fft.rfft(x, size)), size)[:count]
