@@ -89,9 +89,10 @@ ALONE_MIN_S = 2.0
 # ... at this rate.
 ALONE_RATE = 16000
 # A place of the search's window (the song's start, a player's position) whose waveform matches
-# at least this well (Pearson), and better than the peak's, holds back even a peak that stands
-# alone: it is the same audio. No candidate place on unrelated audio of the fit packages reached
-# 0.22 (bench/calibrate.py's null and different-song pairs, 3 to 30 s).
+# at least this well (Pearson), and better than the peak's, holds the answer back, even a peak that
+# stands alone: it is the same audio. No candidate place on unrelated audio of the fit packages
+# reached 0.22 (bench/calibrate.py's null and different-song pairs, 3 to 30 s). A lower place is
+# no rival: through a microphone the true place can match at 0.1, below chance places of the window.
 WINDOW_SAME = 0.9
 # A capture shorter than this is reported but never confident (custom schedules).
 MIN_CONFIDENT_S = 3.0
@@ -365,10 +366,12 @@ def estimate(correlator: Correlator, sample: np.ndarray, method: str, rate: int,
         if place is not None and abs(place - peak.lag) > guard:
             x, y = _overlap(correlator.source, sample, place)
             if len(x) >= min(n, int(MIN_OVERLAP_S * rate)):
-                others[place] = r = pearson(x, y)
-                margin = min(margin, peak.coefficient - r)
-                if margin < LEAD_95 and (not alone or r >= WINDOW_SAME):
-                    confidence = min(confidence, 0.5)
+                r = pearson(x, y)
+                if r >= WINDOW_SAME:  # the same audio; lower, a microphone's true place may match worse
+                    others[place] = r
+                    margin = min(margin, peak.coefficient - r)
+                    if margin < LEAD_95:
+                        confidence = min(confidence, 0.5)
     found = Estimate(peak.lag, peak.fraction, peak.coefficient, peak.prominence, confidence, evidence, margin)
     if trusted and window is not None:
         found = _vouched(correlator, sample, rate, weights, spectrum, found, others,

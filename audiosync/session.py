@@ -11,8 +11,6 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 from dataclasses import replace
 
-import numpy as np
-
 from audiosync._sizes import DEFAULT_INTERVALS
 from audiosync.capture import capture_input_args
 from audiosync.download import input_args
@@ -29,12 +27,6 @@ __all__ = ["DEFAULT_INTERVALS", "JobState", "Recorder", "SyncJob"]
 log = logging.getLogger("audiosync")
 
 _POLL_S = 0.05  # how often a waiting job looks at abort, pause and the deadline
-# A capture that starts with at least this much digital silence (the gap between two songs, a
-# player not started yet) has its intervals counted from its first sound, and only its sound is
-# searched for: an interval's seconds are then seconds of music, as the confidence was calibrated.
-QUIET_LEAD_S = 0.5
-# Digital silence: below -70 dBFS (a 16-bit dither is -90); a microphone's room is louder.
-QUIET_LEVEL = 10 ** (-70 / 20)
 
 
 class JobState(str, enum.Enum):
@@ -204,21 +196,12 @@ class _Run:
         # The download's transform, kept while the download stays the same
         # length (it usually is complete, or at capacity, after a few seconds).
         self.correlator: Correlator | None = None
-        self.quiet = _Quiet()
 
     # -- producers ---------------------------------------------------------
 
     def _start_recording(self) -> None:
-        self.quiet = _Quiet()
         self.recording = self.recorder.start(int(round(self.options.intervals[-1] * self.rate)), self.rate,
                                              self.job.condition)
-
-    def _lead(self) -> int:
-        """The capture's leading digital silence so far (samples), or 0 when shorter than QUIET_LEAD_S."""
-        with self.job.condition:
-            count = self.recording.count
-        lead = self.quiet.update(self.recording.buffer, count)
-        return lead if lead >= QUIET_LEAD_S * self.rate else 0
 
     def _stop_all(self) -> None:
         for p in (self.recording, self.download, self.splitter):
@@ -261,18 +244,13 @@ class _Run:
         # Audio already recorded (a listener's buffer) is used at once, all of it.
         while k + 1 < len(intervals) and intervals[k + 1] * self.rate <= held:
             k += 1
-        room = len(self.recording.buffer)
         while k < len(intervals):
+            need_capture = max(int(round(intervals[k] * self.rate)), held)
             # The whole download (or max_download_s of it): a place not yet decoded could be the
             # better one, so an estimate on part of the song could only mislead, and a capture
             # read faster than the download would use up the schedule on it.
             need_download = len(self.download.buffer)
-            while True:  # the interval counted from the capture's first sound (QUIET_LEAD_S)
-                lead = self._lead()
-                need_capture = min(max(int(round(intervals[k] * self.rate)) + lead, held), room)
-                wake = self._wait(need_capture, need_download)
-                if wake is not Wake.READY or self._lead() == lead:
-                    break
+            wake = self._wait(need_capture, need_download)
             if wake is Wake.PAUSED:
                 # The desktop stopped: what was captured no longer lines up with
                 # what comes after.  Drop it and start the schedule again.
@@ -348,21 +326,14 @@ class _Run:
         # zero beyond what ffmpeg wrote), as in the original.
         n_src = max(n_dl, 2 * n_cap) if dl_done else n_dl
         n_src = min(max(n_src, n_cap), len(self.download.buffer))
-        captured = self.recording.buffer[:n_cap]
-        lead = self._lead()
-        lead = lead if lead < n_cap else 0  # all silent so far: nothing to find either way
-        sample = captured[lead:]
-        lo, hi = self._window()
+        sample = self.recording.buffer[:n_cap]
         try:
             est = estimate(self._correlator(n_src), sample, self.options.method, self.rate, "live",
-                           len(sample) / self.rate, window=(lo + lead, hi + lead),
-                           trusted=self.options.hint_ms is not None, beside=True)
-            est = replace(est, lag=est.lag - lead)  # the song's position at the capture's first sample
+                           n_cap / self.rate, window=self._window(), trusted=self.options.hint_ms is not None,
+                           beside=True)
         except ValueError as exc:  # fewer than 2 samples captured
             log.debug("interval skipped: %s", exc)
             est = NOTHING
-        if lead:
-            log.info("the capture's first %.2f s are digital silence: searched from its first sound", lead / self.rate)
         # Never confident on part of the song (only a download cut at max_download_s is partial
         # here): a place not yet decoded could be the better one.
         sure = est.confidence >= self.options.min_confidence and dl_done
@@ -384,7 +355,7 @@ class _Run:
             coefficient=float(est.coefficient), prominence=float(est.prominence), evidence=float(est.evidence),
             capture_started=anchor,
             history=tuple(self.history),
-            audio=(self.download.buffer[:n_src], captured) if self.options.keep_audio else None,
+            audio=(self.download.buffer[:n_src], sample) if self.options.keep_audio else None,
         )
         if self.best is None or est.confidence >= self.best.confidence:
             self.best = result
@@ -398,20 +369,3 @@ class _Run:
                               elapsed_s=elapsed, reason=reason, sample_rate=self.rate,
                               history=tuple(self.history))
         return replace(self.best, confident=False, elapsed_s=elapsed, reason=reason, history=tuple(self.history))
-
-
-class _Quiet:
-    """Where a capture's first sound is, found as the capture arrives (each sample read once)."""
-
-    def __init__(self) -> None:
-        self.scanned = 0
-        self.sound: int | None = None
-
-    def update(self, buffer: np.ndarray, count: int) -> int:
-        """Samples of leading silence: up to the first sound, or all ``count`` while none came."""
-        if self.sound is None and count > self.scanned:
-            loud = np.flatnonzero(np.abs(buffer[self.scanned:count]) > QUIET_LEVEL)
-            if len(loud):
-                self.sound = self.scanned + int(loud[0])
-            self.scanned = count
-        return self.scanned if self.sound is None else self.sound

@@ -1,20 +1,11 @@
-"""Captures at a song's start: a quiet fade-in, and a gap of digital silence before the song.
+"""A capture of a song's quiet fade-in is not confidently a louder passage further on.
 
-A quiet fade-in: the phase transform can prefer a louder passage of like
-phases further on, and the plain correlation favours loud places, so the
-true place was no rival and a 3 s capture of a fade-in was confidently
-wrong (a held-out song of the corpus, Wesnoth's "Casualties of War": 5 s
-off). The window's best place by Pearson (``method.window_place``) is now
-a rival. Here a synthetic song holds a quiet 3 s opening and, 5 s on, a
-loud near-copy of it.
-
-A gap: the song is Frozen Bubble's two-player theme (the ``real_song``
-fixture). The capture is 5.5 s of digital silence and then 20 s of the
-song from 120 s: at the 6 s interval it holds half a second of music, at
-10 s four and a half. Counted from its first sound, the 3 s interval comes
-at 8.5 s of capture and holds 3 s of music, as the confidence was
-calibrated on. The lag stays the song's position at the capture's first
-sample.
+The phase transform can prefer a louder passage of like phases further on,
+and the plain correlation favours loud places, so the true place was no
+rival and a 3 s capture of a fade-in was confidently wrong (a held-out song
+of the corpus, Wesnoth's "Casualties of War": 4.98 s off). The window's best
+place by Pearson (``method.window_place``) is now a rival. Here a synthetic
+song holds a quiet 3 s opening and, 5 s on, a loud near-copy of it.
 """
 
 from __future__ import annotations
@@ -23,64 +14,11 @@ import numpy as np
 import pytest
 
 import audiosync
-from audiosync import ffmpeg
 from audiosync import method as M
-from audiosync.session import DEFAULT_INTERVALS, QUIET_LEVEL, _Quiet
 
 from helpers import write_wav
 
 RATE = 16000
-LEAD_S = 5.5
-AT_S = 120.0
-
-
-@pytest.fixture(scope="module")
-def song_and_folder(real_song, tmp_path_factory):
-    song = ffmpeg.decode(real_song, RATE)
-    folder = tmp_path_factory.mktemp("quiet")
-    return song, write_wav(folder / "download.wav", song, RATE), folder
-
-
-@pytest.mark.timeout(120)
-def test_a_capture_after_a_gap_is_decided_three_seconds_after_its_first_sound(song_and_folder):
-    song, download, folder = song_and_folder
-    capture = np.concatenate([np.zeros(int(LEAD_S * RATE), np.float32),
-                              song[int(AT_S * RATE): int((AT_S + 20) * RATE)]])
-    path = write_wav(folder / "capture.wav", capture, RATE)
-    seen = []
-    result = audiosync.sync(str(download), capture=["-i", str(path)], on_progress=seen.append)
-    truth_ms = 1000 * (AT_S - LEAD_S)
-    assert result.confident, seen
-    assert abs(result.lag_ms - truth_ms) <= 1.0, (result.lag_ms, truth_ms)
-    # The first interval: 3 s of music after the 5.5 s gap (not 6 s of capture, nor 10).
-    assert [round(p.interval_s, 2) for p in seen] == [LEAD_S + 3.0], seen
-
-
-@pytest.mark.timeout(120)
-def test_a_short_gap_changes_nothing(song_and_folder):
-    song, download, folder = song_and_folder
-    lead_s = 0.25  # below QUIET_LEAD_S: the schedule as ever
-    capture = np.concatenate([np.zeros(int(lead_s * RATE), np.float32),
-                              song[int(AT_S * RATE): int((AT_S + 12) * RATE)]])
-    path = write_wav(folder / "capture-short.wav", capture, RATE)
-    seen = []
-    result = audiosync.sync(str(download), capture=["-i", str(path)], on_progress=seen.append)
-    assert result.confident and abs(result.lag_ms - 1000 * (AT_S - lead_s)) <= 1.0, (result, seen)
-    assert [p.interval_s for p in seen] == list(DEFAULT_INTERVALS[:len(seen)]), seen
-
-
-def test_quiet_is_found_as_the_capture_arrives():
-    x = np.zeros(1000, np.float32)
-    x[700] = 10 * QUIET_LEVEL
-    x[800:] = 0.5
-    quiet = _Quiet()
-    assert quiet.update(x, 300) == 300  # all silent so far
-    assert quiet.update(x, 600) == 600
-    assert quiet.update(x, 1000) == 700  # the first sound, found once
-    x[650] = 1.0  # samples already read are not read again
-    assert quiet.update(x, 1000) == 700
-    dither = np.full(100, QUIET_LEVEL / 2, np.float32)
-    assert _Quiet().update(dither, 100) == 100
 
 
 def _noise(rng, seconds):
