@@ -357,28 +357,41 @@ def estimate(correlator: Correlator, sample: np.ndarray, method: str, rate: int,
     margin = peak.coefficient - max(others.values(), default=-1.0)
     if margin < LEAD_95 and not alone:
         confidence = min(confidence, 0.5)
-    if window is not None and confidence > 0.5:
+    held = None
+    if window is not None and (confidence > 0.5 or (trusted and window[0] <= peak.lag <= window[1])):
         # The window's best place by the waveform is a rival too (asked only of an answer it can
         # hold back: a tenth of a second for a 30 s capture): a quiet passage there (a fade-in at
         # the song's start) is neither place of the plain correlation, which favours loud ones,
         # and the phase transform can prefer a louder passage of like phases elsewhere.
-        place = window_place(correlator.source, sample, (max(lo, window[0]), min(hi, window[1])), rate)
-        if place is not None and abs(place - peak.lag) > guard:
-            x, y = _overlap(correlator.source, sample, place)
-            if len(x) >= min(n, int(MIN_OVERLAP_S * rate)):
-                r = pearson(x, y)
-                if r >= WINDOW_SAME:  # the same audio; lower, a microphone's true place may match worse
-                    others[place] = r
-                    margin = min(margin, peak.coefficient - r)
-                    if margin < LEAD_95:
-                        confidence = min(confidence, 0.5)
+        held = _window_rival(correlator, sample, (max(lo, window[0]), min(hi, window[1])), peak.lag, rate)
+        if held is not None:
+            others[held[0]] = held[1]
+            margin = min(margin, peak.coefficient - held[1])
+            if margin < LEAD_95:
+                confidence = min(confidence, 0.5)
     found = Estimate(peak.lag, peak.fraction, peak.coefficient, peak.prominence, confidence, evidence, margin)
     if trusted and window is not None:
         found = _vouched(correlator, sample, rate, weights, spectrum, found, others,
-                         (max(lo, window[0]), min(hi, window[1])))
+                         (max(lo, window[0]), min(hi, window[1])), held)
     if mode == "live" and n < MIN_CONFIDENT_S * rate - 1:
         found = replace(found, confidence=min(found.confidence, 0.5))
     return found
+
+
+def _window_rival(correlator: Correlator, sample: np.ndarray, lags: tuple[int, int], peak_lag: int,
+                  rate: int) -> tuple[int, float] | None:
+    """(lag, Pearson) of the place in ``lags`` other than the peak's that the waveform matches best
+    (:func:`window_place`), when it matches at WINDOW_SAME or more; else None. Lower, it is no
+    rival: through a microphone the true place can match at 0.1, below chance places of a window."""
+    guard = int(round(GUARD_S * rate))
+    place = window_place(correlator.source, sample, lags, rate, exclude=(peak_lag - guard, peak_lag + guard))
+    if place is None:
+        return None
+    x, y = _overlap(correlator.source, sample, place)
+    if len(x) < min(len(sample), int(MIN_OVERLAP_S * rate)):
+        return None
+    r = pearson(x, y)
+    return (place, r) if r >= WINDOW_SAME else None
 
 
 def stands_alone(prominence: float, rate: int, span: int, length: int) -> bool:
@@ -390,7 +403,8 @@ def stands_alone(prominence: float, rate: int, span: int, length: int) -> bool:
 
 
 def _vouched(correlator: Correlator, sample: np.ndarray, rate: int, weights: np.ndarray, spectrum,
-             found: Estimate, places: dict[int, float], window: tuple[int, int]) -> Estimate:
+             found: Estimate, places: dict[int, float], window: tuple[int, int],
+             held: tuple[int, float] | None = None) -> Estimate:
     """The estimate when the caller vouches that the answer lies in ``window``.
 
     Only when the whole search's best place lies in the window: it is then
@@ -418,6 +432,9 @@ def _vouched(correlator: Correlator, sample: np.ndarray, rate: int, weights: np.
         return found
     outside = [r for lag, r in places.items() if not lo - guard <= lag <= hi + guard]
     if peak.coefficient - max(outside, default=-1.0) < LEAD_95:
+        return found
+    # Nor another place of the window that is the same audio (_window_rival), matching as well.
+    if held is not None and abs(held[0] - peak.lag) > guard and peak.coefficient - held[1] < LEAD_95:
         return found
     evidence, confidence = _judged(correlator, sample, weights, peak, hi - lo + 1)
     margin = lead(correlator, sample, (lo, hi), weights, peak, rate, None, spectrum)
@@ -536,10 +553,12 @@ def rivals(correlator: Correlator, sample: np.ndarray, lags: tuple[int, int], we
 WINDOW_PLACE_MAX_S = 120.0
 
 
-def window_place(source: np.ndarray, sample: np.ndarray, lags: tuple[int, int], rate: int = ALONE_RATE) -> int | None:
-    """The lag from ``lags[0]`` to ``lags[1]`` where ``sample`` matches ``source`` best by Pearson's
-    coefficient (the normalised correlation: a quiet place counts as much as a loud one), or None
-    for an empty or too wide range. The source is taken as zero beyond its ends."""
+def window_place(source: np.ndarray, sample: np.ndarray, lags: tuple[int, int], rate: int = ALONE_RATE,
+                 exclude: tuple[int, int] | None = None) -> int | None:
+    """The lag from ``lags[0]`` to ``lags[1]`` (leaving out those from ``exclude[0]`` to
+    ``exclude[1]``) where ``sample`` matches ``source`` best by Pearson's coefficient (the
+    normalised correlation: a quiet place counts as much as a loud one), or None for an empty or
+    too wide range. The source is taken as zero beyond its ends."""
     lo, hi = int(lags[0]), int(lags[1])
     n = len(sample)
     if lo > hi or hi - lo > WINDOW_PLACE_MAX_S * rate or n < 2:
@@ -564,6 +583,8 @@ def window_place(source: np.ndarray, sample: np.ndarray, lags: tuple[int, int], 
     spread = squares[n:n + count] - squares[:count] - s1 * s1 / n
     # Silent stretches (and float rounding's remains of them) match nothing.
     live = spread > 1e-12 * max(float(np.max(spread)), 1e-30)
+    if exclude is not None:
+        live[max(0, exclude[0] - lo):max(0, exclude[1] - lo + 1)] = False
     if not live.any():
         return None
     r = np.where(live, products / np.sqrt(np.where(live, spread, 1.0) * energy), -np.inf)

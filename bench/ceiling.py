@@ -11,10 +11,12 @@ on), and for T = 3, 6 and 10 s, from the download alone (the song as
 published, no capture condition):
 
 * ``no song``: the capture starts more than T - 1 s before the song (the
-  ``before`` condition), so its first T s hold less than a second of music;
-* ``repeated``: the T s of the song where the capture starts come again
-  elsewhere in the song (more than 0.1 s away) at a Pearson coefficient of
-  at least 0.99 (or 0.95): the capture's first T s are then equally the
+  ``before`` condition), so its first T s hold less than a second of music
+  (or the song ends within a second of where it starts);
+* ``repeated``: the music of the capture's first T s (the T s of the song
+  where it starts, or from the song's start for a capture that starts
+  before it) comes again elsewhere in the song (more than 0.1 s away) at
+  a Pearson coefficient of at least 0.99 (or 0.95): the capture's first T s are then equally the
   song at two places, and an answer that is never confidently wrong must
   wait (without a position) or trust the position between identical places.
 
@@ -57,7 +59,7 @@ def best_elsewhere(song: np.ndarray, at: int, n: int) -> tuple[float, float]:
     r = products / np.sqrt(spread * float(seg @ seg))
     r[spread < 1e-12] = -1.0
     away = int(AWAY_S * RATE)
-    r[max(0, at - away):at + away] = -1.0
+    r[max(0, at - away):at + away + 1] = -1.0
     k = int(np.argmax(r))
     return float(r[k]), (k - at) / RATE
 
@@ -74,8 +76,10 @@ def measure(manifest: Path) -> list[dict]:
         at = int(round(p["lag_ms"] * RATE / 1000))
         row = {"id": p["id"], "condition": p["condition"], "truth_ms": p["lag_ms"]}
         for t in LENGTHS:
-            n = t * RATE
-            row[str(t)] = None if at < 0 or at + n > len(song) else best_elsewhere(song, at, n)
+            # The music in the capture's first t s: from the song's start when the capture starts
+            # before it (at < 0); less than a second of it counts as no song.
+            start, stop = max(0, at), min(len(song), at + t * RATE)
+            row[str(t)] = None if stop - start < RATE else best_elsewhere(song, start, stop - start)
         rows.append(row)
         print(f"\r{i + 1}/{len(pairs)} pairs", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
@@ -86,9 +90,11 @@ def report(rows: list[dict]) -> None:
     for label, keep in (("all matched", lambda r: True),
                         ("base conditions", lambda r: r["condition"] not in ("drift", "repeat", "windows"))):
         sel = [r for r in rows if keep(r)]
+        if not sel:
+            continue
         print(f"{label}: {len(sel)} held-out pairs")
         for t in LENGTHS:
-            no_song = [r for r in sel if r["truth_ms"] < -1000.0 * (t - 1)]
+            no_song = [r for r in sel if r[str(t)] is None]
             rep = {lim: [r for r in sel if r[str(t)] is not None and r[str(t)][0] >= lim] for lim in (0.99, 0.95)}
             most = len(sel) - len(no_song) - len(rep[0.99])
             print(f"  T = {t:2d} s: no song {len(no_song)} ({', '.join(r['id'] for r in no_song) or '-'}); "

@@ -47,6 +47,10 @@ def test_a_quiet_opening_is_not_confidently_its_loud_copy():
     assert est.confidence < 0.95, est
     # Without a window nothing says where the opening is: the rule as before (the test's premise).
     assert M.estimate(correlator, capture, "phat", RATE, "live", 3, beside=True).confidence >= 0.95
+    # A player's position vouched for, its window holding both places: still not confident.
+    vouched = M.estimate(correlator, capture, "phat", RATE, "live", 3, window=(-RATE // 2, 11 * RATE // 2),
+                         trusted=True, beside=True)
+    assert vouched.confidence < 0.95, vouched
 
 
 @pytest.mark.timeout(120)
@@ -67,9 +71,12 @@ def test_window_place_is_the_best_pearson_in_the_window():
     source = np.cumsum(rng.standard_normal(4000)).astype(np.float32)  # loud and quiet stretches alike
     source[1000:1400] *= 0.001
     sample = (source[1100:1300] + 1e-4 * rng.standard_normal(200)).astype(np.float32)
-    for lags in ((900, 1500), (-150, 300), (3700, 3900), (1150, 1150)):
+    for lags, exclude in (((900, 1500), None), ((-150, 300), None), ((3700, 3900), None), ((1150, 1150), None),
+                          ((900, 1500), (1090, 1110)), ((900, 1500), (800, 1000))):
         best, best_r = None, -2.0
         for lag in range(lags[0], lags[1] + 1):  # the oracle: Pearson lag by lag, zeros beyond the ends
+            if exclude and exclude[0] <= lag <= exclude[1]:
+                continue
             y = np.zeros(len(sample))
             a, b = max(0, lag), min(len(source), lag + len(sample))
             if a < b:
@@ -78,7 +85,7 @@ def test_window_place_is_the_best_pearson_in_the_window():
                 r = np.corrcoef(sample, y)[0, 1]
                 if r > best_r:
                     best, best_r = lag, r
-        assert M.window_place(source, sample, lags) == best, lags
+        assert M.window_place(source, sample, lags, exclude=exclude) == best, (lags, exclude)
     assert M.window_place(source, sample, (10, 5)) is None
     assert M.window_place(source, np.zeros(200, np.float32), (0, 100)) is None
     assert M.window_place(source, sample, (5000, 6000)) is None  # beyond the source
