@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 
@@ -40,46 +39,58 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from calibrate import DEFAULT_MANIFEST, in_packages  # noqa: E402
 
+from audiosync._sizes import working_length  # noqa: E402
+
 RATE = 16000
 LENGTHS = (3, 6, 10)
 AWAY_S = 0.1
 
 
-def best_elsewhere(song: np.ndarray, at: int, n: int) -> tuple[float, float]:
-    """(Pearson, offset s) of the best place more than AWAY_S from ``at`` where ``song[at:at + n]``
-    comes again in ``song``."""
-    m = len(song)
-    seg = song[at:at + n] - song[at:at + n].mean()
-    size = 1 << int(math.ceil(math.log2(m + n)))
-    products = np.fft.irfft(np.fft.rfft(song, size) * np.conj(np.fft.rfft(seg, size)), size)[:m - n + 1]
-    sums = np.concatenate([[0.0], np.cumsum(song)])
-    squares = np.concatenate([[0.0], np.cumsum(song * song)])
-    s1 = sums[n:] - sums[:-n]
-    spread = np.maximum(squares[n:] - squares[:-n] - s1 * s1 / n, 1e-20)
-    r = products / np.sqrt(spread * float(seg @ seg))
-    r[spread < 1e-12] = -1.0
-    away = int(AWAY_S * RATE)
-    r[max(0, at - away):at + away + 1] = -1.0
-    k = int(np.argmax(r))
-    return float(r[k]), (k - at) / RATE
+class Song:
+    """A song's transform and running sums, made once for every place looked up in it."""
+
+    def __init__(self, song: np.ndarray):
+        self.song, self.m = song, len(song)
+        # Circular, as long as the song: the lags wanted (0 to m - n) never wrap.
+        self.size = working_length(self.m)
+        self.spectrum = np.fft.rfft(song, self.size)
+        self.sums = np.concatenate([[0.0], np.cumsum(song)])
+        self.squares = np.concatenate([[0.0], np.cumsum(song * song)])
+
+    def best_elsewhere(self, at: int, n: int) -> tuple[float, float]:
+        """(Pearson, offset s) of the best place more than AWAY_S from ``at`` where
+        ``song[at:at + n]`` comes again."""
+        seg = self.song[at:at + n] - self.song[at:at + n].mean()
+        count = self.m - n + 1
+        products = np.fft.irfft(self.spectrum * np.conj(np.fft.rfft(seg, self.size)), self.size)[:count]
+        s1 = self.sums[n:] - self.sums[:-n]
+        spread = np.maximum(self.squares[n:] - self.squares[:-n] - s1 * s1 / n, 1e-20)
+        r = products / np.sqrt(spread * float(seg @ seg))
+        r[spread < 1e-12] = -1.0
+        away = int(AWAY_S * RATE)
+        r[max(0, at - away):at + away + 1] = -1.0
+        k = int(np.argmax(r))
+        return float(r[k]), (k - at) / RATE
 
 
 def measure(manifest: Path) -> list[dict]:
     from audiosync import ffmpeg
 
-    pairs = [p for p in json.loads(manifest.read_text())["pairs"]
-             if p["lag_ms"] is not None and in_packages(p, None)]
+    pairs = sorted((p for p in json.loads(manifest.read_text())["pairs"]
+                    if p["lag_ms"] is not None and in_packages(p, None)), key=lambda p: p["download"])
     rows, song, name = [], None, None
     for i, p in enumerate(pairs):
         if p["download"] != name:
-            name, song = p["download"], ffmpeg.decode(str(manifest.parent / p["download"]), RATE).astype(np.float64)
+            song = None  # one song's buffers at a time
+            name, song = p["download"], Song(ffmpeg.decode(str(manifest.parent / p["download"]), RATE)
+                                              .astype(np.float64))
         at = int(round(p["lag_ms"] * RATE / 1000))
         row = {"id": p["id"], "condition": p["condition"], "truth_ms": p["lag_ms"]}
         for t in LENGTHS:
             # The music in the capture's first t s: from the song's start when the capture starts
             # before it (at < 0); less than a second of it counts as no song.
-            start, stop = max(0, at), min(len(song), at + t * RATE)
-            row[str(t)] = None if stop - start < RATE else best_elsewhere(song, start, stop - start)
+            start, stop = max(0, at), min(song.m, at + t * RATE)
+            row[str(t)] = None if stop - start < RATE else song.best_elsewhere(start, stop - start)
         rows.append(row)
         print(f"\r{i + 1}/{len(pairs)} pairs", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
