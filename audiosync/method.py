@@ -364,8 +364,7 @@ def estimate(correlator: Correlator, sample: np.ndarray, method: str, rate: int,
         # the song's start) is neither place of the plain correlation, which favours loud ones,
         # and the phase transform can prefer a louder passage of like phases elsewhere.
         held = _window_rival(correlator, sample, (max(lo, window[0]), min(hi, window[1])), peak.lag, rate)
-        if held is not None:
-            others[held[0]] = held[1]
+        if held is not None:  # (not in others: _vouched, their reader, takes it apart)
             margin = min(margin, peak.coefficient - held[1])
             if margin < LEAD_95:
                 confidence = min(confidence, 0.5)

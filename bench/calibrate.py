@@ -167,9 +167,9 @@ def _lead(row: dict) -> float:
 
 
 def _agrees(row: dict, lead_95: float) -> bool:
-    # A peak that stands PROMINENCE_ALONE over the whole song is not asked the lead (its evidence,
-    # saved since that rule, is then the peak's own).
-    return _lead(row) >= lead_95 or (row.get("alone", False) and row["prominence"] >= M.PROMINENCE_ALONE)
+    # A peak that stands alone (method.stands_alone, over the whole song) is not asked the lead (its
+    # evidence, saved since that rule, is then the peak's own).
+    return _lead(row) >= lead_95 or row.get("alone", False)
 
 
 def _wrong(r: dict) -> bool:
