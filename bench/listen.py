@@ -214,6 +214,9 @@ def run_song(ls, song: dict, other: dict, url: str, rng: random.Random, rate: in
     result = ls.sync(url, since=player.started)
     row["call_s"] = time.monotonic() - t_call
     row["call_confident"] = result.confident
+    row["call_start_s"] = start
+    row["call_history"] = [(round(h.interval_s, 3), round(h.lag_ms, 3), round(h.confidence, 4))
+                           for h in result.history]
     row["call_err_ms"] = call_error(result)
 
     # -- a tracker: seek, pause, skip -----------------------------------------------------

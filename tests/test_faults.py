@@ -33,7 +33,7 @@ needs_proc = pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="need
 pytestmark = [needs_ffmpeg, needs_proc]
 
 SEED = 20250808
-DEADLINE_S = 10.0  # every faulted call must end within this
+DEADLINE_S = 14.0  # every faulted call must end within this: before the 15 s network timeout
 
 
 # --- our children, threads and file descriptors ---------------------------------------
@@ -480,7 +480,7 @@ def test_server_stalls_after_headers_sync_timeout(fault_media, serve):
         capture=["-re", "-i", str(fault_media["long_capture"])], intervals=(3, 6), timeout=3)
     assert kind == "result", value
     assert value.reason == "timeout" and not value.confident and value.confidence == 0.0
-    assert 3.0 <= took < 3.0 + 1.5, took  # the timeout, then SIGTERM (and SIGKILL after 0.3 s) of each ffmpeg
+    assert 3.0 <= took < 3.0 + 3.0, took  # the timeout, then SIGTERM (and SIGKILL after 0.3 s) of each ffmpeg
     _assert_clean(fds)
 
 
@@ -491,7 +491,7 @@ def test_server_stalls_after_headers_sync_files_timeout(fault_media, serve):
     (kind, value), took = _call_with_deadline(
         audiosync.sync_files, f"{server.base}/song.ogg", str(fault_media["capture"]), timeout=2)
     assert kind == "error" and isinstance(value, InputError) and "timeout" in str(value), value
-    assert took < 2.0 + 1.5, took
+    assert took < 2.0 + 3.0, took
     _assert_clean(fds)
 
 
@@ -610,7 +610,7 @@ def test_endless_stream_live_sync_timeout(fault_media, serve, media):
         audiosync.SyncJob().sync, f"{server.base}/endless.wav", capture=["-re", "-i", str(noise)],
         intervals=(5, 10), timeout=2.0)
     assert kind == "result" and value.reason == "timeout" and not value.confident, value
-    assert 2.0 <= took < 2.0 + 1.5, took
+    assert 2.0 <= took < 2.0 + 3.0, took
     _assert_clean(fds)
 
 

@@ -229,7 +229,7 @@ def test_control_listen_twice_is_one_listener_and_get_lag_uses_it(paced, pulse, 
         audio, first_t = first.audio(since=now - 4)
         truth = _truth_ms(paced["song16"], audio) + 1000.0 * (result.capture_started - first_t)
         assert abs(result.lag_ms - truth) <= 10.0, (result.lag_ms, truth)
-        assert 3000 < result.lag_ms < 5000 + 1000.0 * (now - started)
+        assert 2500 < result.lag_ms < 5000 + 1000.0 * (now - started)
     finally:
         assert control.stop_listening()
     assert not control.stop_listening() and control.default_listener() is None
@@ -292,8 +292,9 @@ def test_player_sync_example_seeks_the_video_to_the_song(paced, pulse, play):
     assert seeks, "the example made no seek"
     for at, position in seeks:
         # Where the player is when the line is printed: 10 s in, plus the time played (pacat's
-        # start-up makes the truth a little less: the bound is loose, a wrong place is not).
-        assert 10.0 + (at - started) - 1.0 < position <= 10.0 + (at - started) + 0.1, (position, at - started)
+        # start-up, seconds on a loaded machine, makes the truth less: the bound is loose, a
+        # wrong place is not).
+        assert 10.0 + (at - started) - 2.5 < position <= 10.0 + (at - started) + 0.1, (position, at - started)
 
 
 @needs_ffmpeg
