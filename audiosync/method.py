@@ -102,9 +102,9 @@ MIN_CONFIDENT_S = 3.0
 REFINE_WITHIN = 0.35
 # The shifts tried: from half a sample back to half a sample on, in steps of 1/SHIFT_STEPS.
 SHIFT_STEPS = 8
-# Read over at most this many samples of the overlap (its start; 30 s at 16 kHz): bounded time
-# and memory for an hour-long input.
-REFINE_MAX = 480_000
+# Only samples up to this long are read so (60 s at 16 kHz; a live interval is at most 30 s):
+# its time and memory grow with the overlap, and a longer one is judged at the integer lags.
+REFINE_MAX = 960_000
 
 
 @dataclass(frozen=True)
@@ -298,15 +298,14 @@ def refined_pearson(source: np.ndarray, sample: np.ndarray, lag: int) -> float:
     integer lags made a copy of a loop confidently the answer.
     """
     y, x = _overlap(source, sample, lag)
-    y, x = y[:REFINE_MAX], x[:REFINE_MAX]
-    if len(x) < 2:
+    if min(len(x), len(y)) < 2:
         return -1.0
     x = np.asarray(x, np.float64) - np.mean(x)
     y = np.asarray(y, np.float64) - np.mean(y)
     den = math.sqrt(dot(x, x) * dot(y, y))
     if not den > 0:
         return -1.0
-    size = working_length(len(x) + 2)  # the shift's wrap-around falls on zeros
+    size = working_length(len(x) + 2)  # padded: a shift's wrap-around is of the ends only
     cross = np.fft.rfft(x, size) * np.conj(np.fft.rfft(y, size))
     # irfft at 0 of the shifted cross-spectrum: the first and (even size) last bins once, the rest twice.
     cross[1:] *= 2.0
@@ -321,16 +320,21 @@ def refined_pearson(source: np.ndarray, sample: np.ndarray, lag: int) -> float:
     return min(1.0, best / size / den)
 
 
-def _fair_margin(source: np.ndarray, sample: np.ndarray, peak, others: dict[int, float]) -> float:
+def _fair_margin(source: np.ndarray, sample: np.ndarray, peak, others: dict[int, float],
+                 refined: dict[int, float] | None = None) -> float:
     """The peak's Pearson lead over ``others`` (lag: Pearson at its integer lag), the lesser of the
     integer lags' and, for the places within REFINE_WITHIN, their best sub-sample shifts' (see
-    refined_pearson): never more than the integer lead, so a near copy whose grid fell better
-    no longer wins by its luck."""
+    refined_pearson; a sample longer than REFINE_MAX is judged at the integer lags): never more
+    than the integer lead, so a near copy whose grid fell better no longer wins by its luck.
+    ``refined``: lag -> refined Pearson already read for this sample (filled in)."""
     margin = peak.coefficient - max(others.values(), default=-1.0)
     near = [lag for lag, r in others.items() if peak.coefficient - r < REFINE_WITHIN]
-    if near:
-        top = refined_pearson(source, sample, peak.lag)
-        margin = min(margin, top - max(refined_pearson(source, sample, lag) for lag in near))
+    if near and len(sample) <= REFINE_MAX:
+        refined = {} if refined is None else refined
+        for lag in (peak.lag, *near):
+            if lag not in refined:
+                refined[lag] = refined_pearson(source, sample, lag)
+        margin = min(margin, refined[peak.lag] - max(refined[lag] for lag in near))
     return margin
 
 
@@ -409,7 +413,8 @@ def estimate(correlator: Correlator, sample: np.ndarray, method: str, rate: int,
     alone = stands_alone(peak.prominence, rate, hi - lo + 1, n)
     evidence, confidence = _judged(correlator, sample, weights, peak, searched, alone)
     others = rivals(correlator, sample, (lo, hi), weights, peak, rate, plain_peak, spectrum)
-    margin = _fair_margin(correlator.source, sample, peak, others)
+    refined: dict[int, float] = {}  # the places read between the samples, read once
+    margin = _fair_margin(correlator.source, sample, peak, others, refined)
     if margin < LEAD_95 and not alone:
         confidence = min(confidence, 0.5)
     held = None
@@ -420,13 +425,13 @@ def estimate(correlator: Correlator, sample: np.ndarray, method: str, rate: int,
         # and the phase transform can prefer a louder passage of like phases elsewhere.
         held = _window_rival(correlator, sample, (max(lo, window[0]), min(hi, window[1])), peak.lag, rate)
         if held is not None:  # (not in others: _vouched, their reader, takes it apart)
-            margin = min(margin, _fair_margin(correlator.source, sample, peak, {held[0]: held[1]}))
+            margin = min(margin, _fair_margin(correlator.source, sample, peak, {held[0]: held[1]}, refined))
             if margin < LEAD_95:
                 confidence = min(confidence, 0.5)
     found = Estimate(peak.lag, peak.fraction, peak.coefficient, peak.prominence, confidence, evidence, margin)
     if trusted and window is not None:
         found = _vouched(correlator, sample, rate, weights, spectrum, found, others,
-                         (max(lo, window[0]), min(hi, window[1])), held)
+                         (max(lo, window[0]), min(hi, window[1])), held, refined)
     if mode == "live" and n < MIN_CONFIDENT_S * rate - 1:
         found = replace(found, confidence=min(found.confidence, 0.5))
     return found
@@ -458,7 +463,7 @@ def stands_alone(prominence: float, rate: int, span: int, length: int) -> bool:
 
 def _vouched(correlator: Correlator, sample: np.ndarray, rate: int, weights: np.ndarray, spectrum,
              found: Estimate, places: dict[int, float], window: tuple[int, int],
-             held: tuple[int, float] | None = None) -> Estimate:
+             held: tuple[int, float] | None = None, refined: dict[int, float] | None = None) -> Estimate:
     """The estimate when the caller vouches that the answer lies in ``window``.
 
     Only when the whole search's best place lies in the window: it is then
@@ -484,14 +489,16 @@ def _vouched(correlator: Correlator, sample: np.ndarray, rate: int, weights: np.
         peak = correlator.find(sample, lags=(lo, hi), weights=weights, beta=1.0, guard=guard, spectrum=spectrum)
     except SilentInputError:
         return found
-    outside = [r for lag, r in places.items() if not lo - guard <= lag <= hi + guard]
-    if peak.coefficient - max(outside, default=-1.0) < LEAD_95:
+    outside = {lag: r for lag, r in places.items() if not lo - guard <= lag <= hi + guard}
+    refined = {} if refined is None else refined  # (see _fair_margin)
+    if _fair_margin(correlator.source, sample, peak, outside, refined) < LEAD_95:
         return found
     # Nor another place of the window that is the same audio (_window_rival), matching as well.
-    if held is not None and abs(held[0] - peak.lag) > guard and peak.coefficient - held[1] < LEAD_95:
+    if held is not None and abs(held[0] - peak.lag) > guard and \
+            _fair_margin(correlator.source, sample, peak, {held[0]: held[1]}, refined) < LEAD_95:
         return found
     evidence, confidence = _judged(correlator, sample, weights, peak, hi - lo + 1)
-    margin = lead(correlator, sample, (lo, hi), weights, peak, rate, None, spectrum)
+    margin = lead(correlator, sample, (lo, hi), weights, peak, rate, None, spectrum, refined)
     if margin < LEAD_95:
         confidence = min(confidence, 0.5)
     if confidence <= found.confidence:
@@ -558,7 +565,7 @@ class _Beside:
 
 
 def lead(correlator: Correlator, sample: np.ndarray, lags: tuple[int, int], weights: np.ndarray,
-         peak, rate: int, plain=None, spectrum=None) -> float:
+         peak, rate: int, plain=None, spectrum=None, refined: dict[int, float] | None = None) -> float:
     """How much better the waveform matches at the peak than at any other likely place.
 
     The other places are :func:`rivals`'. The phase transform weighs every
@@ -567,10 +574,11 @@ def lead(correlator: Correlator, sample: np.ndarray, lags: tuple[int, int], weig
     the exact one. Returns the peak's Pearson coefficient minus the best of
     theirs (each over its own overlap, so a partial overlap is judged fairly
     where the plain correlation's height favours long overlaps): 0 or less
-    when another place matches as well (an exactly repeated passage).
+    when another place matches as well (an exactly repeated passage);
+    the lesser of that at the integer lags and between them (:func:`_fair_margin`).
     """
     others = rivals(correlator, sample, lags, weights, peak, rate, plain, spectrum)
-    return _fair_margin(correlator.source, sample, peak, others)
+    return _fair_margin(correlator.source, sample, peak, others, refined)
 
 
 def rivals(correlator: Correlator, sample: np.ndarray, lags: tuple[int, int], weights: np.ndarray,

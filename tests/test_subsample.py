@@ -63,6 +63,11 @@ def test_a_copy_on_a_better_grid_is_not_confidently_the_answer(seconds):
     assert M.refined_pearson(song, capture, 11 * RATE) == pytest.approx(
         M.refined_pearson(song, capture, 41 * RATE), abs=0.005)
     assert found.confidence <= 0.5, found
+    # Nor when the caller vouches for a window around either place (a tracker's hint).
+    for place in places:
+        vouched = M.estimate(c, capture, "phat", RATE, "offline", window=(place - 2 * RATE, place + 2 * RATE),
+                             trusted=True)
+        assert vouched.confidence <= 0.5, (place, vouched)
 
 
 def test_refined_pearson_finds_a_fractional_shift():
