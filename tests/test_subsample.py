@@ -85,3 +85,20 @@ def test_refined_pearson_finds_a_fractional_shift():
     # Unrelated audio stays unrelated at every shift.
     other = _bright(rng, 4, top=0.45).astype(np.float32)
     assert abs(M.refined_pearson(song, other, 5 * RATE)) < 0.1
+
+
+def test_a_long_sample_is_judged_at_the_integer_lags(monkeypatch):
+    """Past REFINE_MAX the reading's cost (it grows with the overlap) is not paid: the integer lead."""
+    peak = type("Peak", (), {"lag": 1000, "coefficient": 0.9})()
+    short, long = np.zeros(10, np.float32), np.zeros(M.REFINE_MAX + 1, np.float32)
+    read = []
+    monkeypatch.setattr(M, "refined_pearson", lambda source, sample, lag: read.append(lag) or 0.5)
+    assert M._fair_margin(long, long, peak, {5000: 0.8}) == pytest.approx(0.1)
+    assert not read
+    # Shorter: read between the samples, each place once however often asked.
+    cache: dict = {}
+    assert M._fair_margin(short, short, peak, {5000: 0.8}, cache) == pytest.approx(0.0)
+    assert M._fair_margin(short, short, peak, {5000: 0.8}, cache) == pytest.approx(0.0)
+    assert sorted(read) == [1000, 5000]
+    # A place far below the peak is not read again.
+    assert M._fair_margin(short, short, peak, {7000: 0.5}) == pytest.approx(0.4) and len(read) == 2
