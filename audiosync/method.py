@@ -414,7 +414,11 @@ def estimate(correlator: Correlator, sample: np.ndarray, method: str, rate: int,
     evidence, confidence = _judged(correlator, sample, weights, peak, searched, alone)
     others = rivals(correlator, sample, (lo, hi), weights, peak, rate, plain_peak, spectrum)
     refined: dict[int, float] = {}  # the places read between the samples, read once
-    margin = _fair_margin(correlator.source, sample, peak, others, refined)
+    margin = peak.coefficient - max(others.values(), default=-1.0)
+    # Read between the samples only where that can hold the answer back: not on unrelated audio,
+    # whose near places would cost a tenth of a second of it at every look.
+    if confidence > 0.5 and margin >= LEAD_95:
+        margin = _fair_margin(correlator.source, sample, peak, others, refined)
     if margin < LEAD_95 and not alone:
         confidence = min(confidence, 0.5)
     held = None
