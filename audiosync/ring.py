@@ -19,6 +19,21 @@ __all__ = ["Ring", "Segment"]
 # The time of sample 0 is the least of (arrival time - samples before it), taken over this
 # window of reads: a sound card's clock drifts from time.monotonic(), so old reads go stale.
 ANCHOR_MEMORY_S = 30.0
+# A late read (the reader was busy) only moves that bound later, so the least is the estimate;
+# but a sound server's monitor hands over what its sink renders, and a sink renders up to its
+# latency ahead of playing: an idle null sink hands our 0.2 s fragments over 0.2 s early, one
+# playing a stream hands them over as it plays. That lead is a level that holds, not a late
+# read. The least bound of LEVEL_S of regular reads is a level (read every LEVEL_EVERY_S); the
+# median of the levels of SMOOTH_S is the level held, which a stream's uneven first second
+# (bounds 0.1 s late, then 30 ms early) does not move; the highest level held within
+# ANCHOR_MEMORY_S is the anchor when it is more than STEP_S above the least bound (after
+# silence, and through a pause: the song on both sides keeps the playing level).
+LEVEL_S = 1.5
+SMOOTH_S = 2.5
+STEP_S = 0.015
+LEVEL_EVERY_S = 0.2
+_LEVEL_GAP_S = 0.5  # reads further apart than this are not regular (a stall, then a burst)
+_SMOOTH_MIN = 5     # levels a held level is the median of, at least
 
 
 @dataclass
@@ -31,7 +46,39 @@ class Segment:
     """``time.monotonic()`` of sample ``first``."""
     open: bool = True
     _rate: int = field(default=1, repr=False)
-    _bounds: deque = field(default_factory=deque, repr=False)
+    _bounds: deque = field(default_factory=deque, repr=False)  # (arrival, bound), bounds rising
+    _recent: deque = field(default_factory=deque, repr=False)  # (arrival, bound) of LEVEL_S
+    _levels: deque = field(default_factory=deque, repr=False)  # (arrival, level) of SMOOTH_S
+    _held: deque = field(default_factory=deque, repr=False)    # (arrival, held level), falling
+
+    def _observe(self, now: float, bound: float) -> None:
+        """One read's bound on the time of sample ``first``: the anchor from it and those before."""
+        memory = now - ANCHOR_MEMORY_S
+        bounds = self._bounds
+        while bounds and bounds[-1][1] >= bound:
+            bounds.pop()
+        bounds.append((now, bound))
+        while bounds[0][0] < memory:
+            bounds.popleft()
+        floor = bounds[0][1]
+        recent, levels, held = self._recent, self._levels, self._held
+        recent.append((now, bound))
+        while recent[0][0] < now - LEVEL_S:
+            recent.popleft()
+        regular = now - recent[0][0] >= 0.75 * LEVEL_S and all(
+            b[0] - a[0] <= _LEVEL_GAP_S for a, b in zip(recent, list(recent)[1:]))
+        if regular and (not levels or now - levels[-1][0] >= LEVEL_EVERY_S):
+            levels.append((now, min(b for _, b in recent)))
+            while levels[0][0] < now - SMOOTH_S:
+                levels.popleft()
+            if len(levels) >= _SMOOTH_MIN:
+                level = float(np.median([v for _, v in levels]))
+                while held and held[-1][1] <= level:
+                    held.pop()
+                held.append((now, level))
+        while held and held[0][0] < memory:
+            held.popleft()
+        self.anchor = held[0][1] if held and held[0][1] > floor + STEP_S else floor
 
     def time_of(self, index: float) -> float:
         assert self.anchor is not None
@@ -94,15 +141,8 @@ class Ring:
         self.total += n
         seg.end = self.total
         # The newest sample was heard no later than now, so sample `first` was heard no later
-        # than now - (its distance)/rate; the least bound over recent reads is the estimate.
-        bound = now - (seg.end - seg.first) / self.rate
-        bounds = seg._bounds
-        while bounds and bounds[-1][1] >= bound:
-            bounds.pop()
-        bounds.append((now, bound))
-        while bounds[0][0] < now - ANCHOR_MEMORY_S:
-            bounds.popleft()
-        seg.anchor = bounds[0][1]
+        # than now - (its distance)/rate.
+        seg._observe(now, now - (seg.end - seg.first) / self.rate)
 
     def segment_of(self, index: int) -> Segment | None:
         """The segment holding sample ``index`` (None: not held, or in a gap)."""

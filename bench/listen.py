@@ -35,7 +35,9 @@ place): for the call, the audio from the answer's first
 sample, read at once; for the tracker, the newest 8 s some seconds after
 the report, against ``tracker.lag_at(now)`` (what a player asks). It checks
 the search, not the sound card's clock (both read the ring's time of each
-sample). How far a report's own time tie (``capture_started``) moved in
+sample). The clock is checked apart, against the player's: the answer's place at
+the player's start less where it was told to start (``*_ahead_ms``), never
+ahead, behind by the player's own start-up. How far a report's own time tie (``capture_started``) moved in
 the seconds after it is printed apart; the saved rows also hold the seek's
 error in the capture's samples alone (``seek_sample_err_ms``) and every
 report around it (``seek_reports``). Cost: the CPU of the listener alone (its ffmpeg and
@@ -125,6 +127,15 @@ def _oracle_ms(song16: np.ndarray, audio: np.ndarray, rate: int, near_s: float) 
     return 1000.0 * (where - a) / rate if coefficient > 0.8 else None
 
 
+def ahead_ms(result, started: float, position_s: float) -> float | None:
+    """The song's place at ``started`` (a player's start) by ``result``, less ``position_s`` (where
+    the player was told to start): not the ring's reading, the answer's time against the
+    player's. The player's start-up puts its sound behind (negative); ahead is wrong."""
+    if result.capture_started is None:
+        return None
+    return result.lag_ms + 1000.0 * (started - result.capture_started) - 1000.0 * position_s
+
+
 def _wait_for(changes: list, after: float, want, timeout: float):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -195,11 +206,13 @@ def run_song(ls, song: dict, other: dict, url: str, rng: random.Random, rate: in
         from the command and from the sound, how right, and how its clock tie moved."""
         hit = _wait_for(changes, started, lambda r: r.confident, 15)
         row[f"{key}_s"] = row[f"{key}_sound_s"] = row[f"{key}_err_ms"] = row[f"{key}_clock_ms"] = None
+        row[f"{key}_ahead_ms"] = None
         row[f"{key}_tie_ms"] = None
         if hit is None:
             return
         reported, result, tie = hit
         row[f"{key}_s"] = reported - started
+        row[f"{key}_ahead_ms"] = ahead_ms(result, started, position_s)
         # From the sound: when the reported line says the song was at the player's start position.
         row[f"{key}_sound_s"] = reported - (result.capture_started + (1000.0 * position_s - result.lag_ms) / 1000.0)
         row[f"{key}_err_ms"] = track_error(tracker, reported)
@@ -218,6 +231,7 @@ def run_song(ls, song: dict, other: dict, url: str, rng: random.Random, rate: in
     row["call_history"] = [(round(h.interval_s, 3), round(h.lag_ms, 3), round(h.confidence, 4))
                            for h in result.history]
     row["call_err_ms"] = call_error(result)
+    row["call_ahead_ms"] = ahead_ms(result, player.started, start) if result.confident else None
 
     # -- a tracker: seek, pause, skip -----------------------------------------------------
     changes: list = []
@@ -302,6 +316,12 @@ def table(rows: list[dict], cost: dict) -> None:
           f"{_q(moves, 1.0):.1f} ms over the following ~9 s; of which the ring's time of its first sample "
           f"(re-estimated as reads come) median {_q(ties, 0.5):.1f} ms, max {_q(ties, 1.0):.1f} ms; the rest is "
           f"the song's place moving under the line (a player that stalls)")
+    for key in ("call", "seek", "pause"):
+        ahead = [r.get(f"{key}_ahead_ms") for r in rows if r.get(f"{key}_ahead_ms") is not None]
+        if ahead:
+            print(f"{key}: the answer's place at the player's start less where it was told to start "
+                  f"(its start-up puts it behind; ahead is a wrong clock): median {_q(ahead, 0.5):+.0f} ms, "
+                  f"from {min(ahead):+.0f} to {max(ahead):+.0f} ms")
     skipped = [r for r in rows if r["skip_s"] is not None]
     print(f"skip -> unknown: {len(skipped)}/{n} within 10 s, median {_q([r['skip_s'] for r in skipped], 0.5):.2f} s, "
           f"max {_q([r['skip_s'] for r in skipped], 1.0):.2f} s; confident reports after a skip: "

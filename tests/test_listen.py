@@ -69,6 +69,45 @@ def test_ring_keeps_the_newest_samples_and_its_segments():
     assert ring.read(14, 17).tolist() == [7, 7, 7]
 
 
+def test_ring_dates_samples_by_the_level_a_sink_plays_at():
+    """An idle monitor hands samples over early (its sink renders ahead); playing, on time. The
+    playing level holds once its reads show it for a while (a stream's uneven first second does
+    not set it), through a pause, also after a long play, and over a least bound a few reads set
+    early; late reads do not move it."""
+    ring = Ring(100000, 10)
+    seg = ring.begin()
+    t = 100.0
+
+    def reads(seconds: float, lead: float = 0.0, late: float = 0.0) -> None:
+        nonlocal t
+        for _ in range(int(round(seconds / 0.2))):
+            t += 0.2
+            ring.write(np.zeros(2, np.float32), now=t - lead + late)
+
+    reads(4.0, lead=0.2)            # idle: every read 0.2 s early
+    idle = seg.anchor
+    reads(1.0, late=0.06)           # a stream starts: its first second comes late, unevenly
+    reads(0.4)
+    assert seg.anchor == pytest.approx(idle)  # not yet
+    reads(4.0)
+    assert seg.anchor == pytest.approx(idle + 0.2)
+    reads(6.0, lead=0.2)            # a pause: the sink idles again, the song keeps its level
+    assert seg.anchor == pytest.approx(idle + 0.2)
+    reads(40.0)                     # a long play (the idle reads age out), then a pause
+    reads(3.0, lead=0.2)
+    assert seg.anchor == pytest.approx(idle + 0.2)
+    reads(0.6, lead=0.03)           # a stream's first reads a little early, then a long play:
+    reads(35.0)                     # the least bound is theirs, the level is the song's
+    assert seg.anchor == pytest.approx(idle + 0.2)
+
+    ring2 = Ring(100000, 10)
+    seg2 = ring2.begin()
+    for k in range(1, 60):          # steady reads, one in five 50 ms late, all of 1.4 s 80 ms late
+        late = 0.08 if 20 <= k < 27 else 0.05 if k % 5 == 0 else 0.0
+        ring2.write(np.zeros(2, np.float32), now=100.0 + 0.2 * k + late)
+        assert seg2.anchor == pytest.approx(100.0)
+
+
 def test_ring_write_longer_than_the_ring():
     ring = Ring(4, 10)
     ring.begin()
@@ -210,6 +249,24 @@ def test_tracker_follows_a_seek_and_reports_a_skip(paced, pulse, play):
 def _stop_players(play) -> None:
     for player in play.players:
         player.stop()
+
+
+@needs_pulse
+def test_a_song_after_silence_is_dated_as_it_plays(paced, pulse, play):
+    """The monitor of an idle sink hands its samples over early; a song's must be dated by when
+    they play: its place at the player's start, as the answer says, is never ahead of where the
+    player was told to start (it was ~130 ms ahead while the idle level dated them)."""
+    with audiosync.Listener("testsink.monitor") as ls:
+        time.sleep(3.0)  # the sink idles, listened to
+        started = time.monotonic()
+        play(paced["song"], "testsink", 10.0)
+        time.sleep(4.0)
+        result = ls.sync(str(paced["song"]), since=started)
+        assert result.confident, result
+        at_start = result.lag_ms + 1000.0 * (started - result.capture_started)
+    print(f"the song at the player's start: {at_start - 10000.0:+.1f} ms from where it was told to start")
+    # The player's own start-up (ffmpeg, pacat) puts the sound behind, never ahead.
+    assert -1000.0 <= at_start - 10000.0 <= 15.0, at_start
 
 
 @needs_pulse
