@@ -33,6 +33,7 @@ SMOOTH_S = 2.5
 STEP_S = 0.015
 LEVEL_EVERY_S = 0.2
 _LEVEL_GAP_S = 0.5  # reads further apart than this are not regular (a stall, then a burst)
+_LEVEL_PACE_S = 0.15  # bounds of LEVEL_S apart further than this: not at the sound's pace
 _SMOOTH_MIN = 5     # levels a held level is the median of, at least
 
 
@@ -65,7 +66,8 @@ class Segment:
         recent.append((now, bound))
         while recent[0][0] < now - LEVEL_S:
             recent.popleft()
-        regular = now - recent[0][0] >= 0.75 * LEVEL_S and all(
+        # Regular: reads all along, at the pace of the sound (not a file read faster than that).
+        regular = now - recent[0][0] >= 0.75 * LEVEL_S and abs(bound - recent[0][1]) <= _LEVEL_PACE_S and all(
             b[0] - a[0] <= _LEVEL_GAP_S for a, b in zip(recent, list(recent)[1:]))
         if regular and (not levels or now - levels[-1][0] >= LEVEL_EVERY_S):
             levels.append((now, min(b for _, b in recent)))

@@ -100,6 +100,12 @@ def test_ring_dates_samples_by_the_level_a_sink_plays_at():
     reads(35.0)                     # the least bound is theirs, the level is the song's
     assert seg.anchor == pytest.approx(idle + 0.2)
 
+    fast = Ring(100000, 10)         # a file read at twice its pace: no level, the least bound
+    seg3 = fast.begin()
+    for k in range(1, 200):
+        fast.write(np.zeros(4, np.float32), now=100.0 + 0.2 * k)
+        assert seg3.anchor == pytest.approx(100.0 - 0.2 * k)
+
     ring2 = Ring(100000, 10)
     seg2 = ring2.begin()
     for k in range(1, 60):          # steady reads, one in five 50 ms late, all of 1.4 s 80 ms late
