@@ -23,18 +23,23 @@ ANCHOR_MEMORY_S = 30.0
 # but a sound server's monitor hands over what its sink renders, and a sink renders up to its
 # latency ahead of playing: an idle null sink hands our 0.2 s fragments over 0.2 s early, one
 # playing a stream hands them over as it plays. That lead is a level that holds, not a late
-# read. The least bound of LEVEL_S of regular reads is a level (read every LEVEL_EVERY_S); the
-# median of the levels of SMOOTH_S is the level held, which a stream's uneven first second
-# (bounds 0.1 s late, then 30 ms early) does not move; the highest level held within
-# ANCHOR_MEMORY_S is the anchor when it is more than STEP_S above the least bound (after
-# silence, and through a pause: the song on both sides keeps the playing level).
+# read. The least bound of LEVEL_S of regular reads (reads all along, at the sound's pace) is a
+# level, read every LEVEL_EVERY_S; the middle of SMOOTH_S of levels is the level held, which a
+# stream's uneven first second (bounds 0.1 s late, then 20-30 ms early) does not move, nor
+# reads all late for less than about 2.5 s (longer, and it is held). The highest level held
+# within ANCHOR_MEMORY_S is the anchor when it is more than STEP_S above the least bound (after
+# silence, and through a pause: the song on both sides keeps the playing level), never more
+# than MAX_LEAD_S above it (no sink here leads by more; a capture read a little faster than
+# the sound would otherwise date its samples in the future).
 LEVEL_S = 1.5
 SMOOTH_S = 2.5
 STEP_S = 0.015
-LEVEL_EVERY_S = 0.2
-_LEVEL_GAP_S = 0.5  # reads further apart than this are not regular (a stall, then a burst)
+MAX_LEAD_S = 0.25
+LEVEL_EVERY_S = 0.19  # under the 0.2 s of a pulse fragment: one level a read
+_LEVEL_GAP_S = 0.5  # reads further apart than this are not regular (a stall, then a burst):
+                    # a capture read less often than that keeps the least bound
 _LEVEL_PACE_S = 0.15  # bounds of LEVEL_S apart further than this: not at the sound's pace
-_SMOOTH_MIN = 5     # levels a held level is the median of, at least
+_SMOOTH_MIN = 5     # levels a held level is the middle of, at least
 
 
 @dataclass
@@ -66,7 +71,6 @@ class Segment:
         recent.append((now, bound))
         while recent[0][0] < now - LEVEL_S:
             recent.popleft()
-        # Regular: reads all along, at the pace of the sound (not a file read faster than that).
         regular = now - recent[0][0] >= 0.75 * LEVEL_S and abs(bound - recent[0][1]) <= _LEVEL_PACE_S and all(
             b[0] - a[0] <= _LEVEL_GAP_S for a, b in zip(recent, list(recent)[1:]))
         if regular and (not levels or now - levels[-1][0] >= LEVEL_EVERY_S):
@@ -74,13 +78,15 @@ class Segment:
             while levels[0][0] < now - SMOOTH_S:
                 levels.popleft()
             if len(levels) >= _SMOOTH_MIN:
-                level = float(np.median([v for _, v in levels]))
+                values = sorted(v for _, v in levels)
+                level = values[len(values) // 2]
                 while held and held[-1][1] <= level:
                     held.pop()
                 held.append((now, level))
         while held and held[0][0] < memory:
             held.popleft()
-        self.anchor = held[0][1] if held and held[0][1] > floor + STEP_S else floor
+        top = held[0][1] if held else floor
+        self.anchor = min(top, floor + MAX_LEAD_S) if top > floor + STEP_S else floor
 
     def time_of(self, index: float) -> float:
         assert self.anchor is not None

@@ -99,12 +99,23 @@ def test_ring_dates_samples_by_the_level_a_sink_plays_at():
     reads(0.6, lead=0.03)           # a stream's first reads a little early, then a long play:
     reads(35.0)                     # the least bound is theirs, the level is the song's
     assert seg.anchor == pytest.approx(idle + 0.2)
+    reads(2.4, late=0.04)           # reads all late for 2.4 s (a busy machine): no move
+    reads(2.0)
+    assert seg.anchor == pytest.approx(idle + 0.2)
+    reads(35.0, lead=0.2)           # silence for longer than the memory: the idle level again
+    assert seg.anchor == pytest.approx(idle, abs=1e-6)
 
     fast = Ring(100000, 10)         # a file read at twice its pace: no level, the least bound
     seg3 = fast.begin()
     for k in range(1, 200):
         fast.write(np.zeros(4, np.float32), now=100.0 + 0.2 * k)
         assert seg3.anchor == pytest.approx(100.0 - 0.2 * k)
+    quick = Ring(100000, 1000)      # a little faster than its pace: never dated in the future
+    seg4 = quick.begin()
+    for k in range(1, 400):
+        quick.write(np.zeros(215, np.float32), now=100.0 + 0.2 * k)
+        newest = seg4.time_of(seg4.end)
+        assert newest <= 100.0 + 0.2 * k + 0.25 + 1e-9
 
     ring2 = Ring(100000, 10)
     seg2 = ring2.begin()
@@ -266,13 +277,13 @@ def test_a_song_after_silence_is_dated_as_it_plays(paced, pulse, play):
         time.sleep(3.0)  # the sink idles, listened to
         started = time.monotonic()
         play(paced["song"], "testsink", 10.0)
-        time.sleep(4.0)
+        time.sleep(6.0)  # the playing level is taken 3-4.5 s after the sound starts
         result = ls.sync(str(paced["song"]), since=started)
         assert result.confident, result
         at_start = result.lag_ms + 1000.0 * (started - result.capture_started)
     print(f"the song at the player's start: {at_start - 10000.0:+.1f} ms from where it was told to start")
     # The player's own start-up (ffmpeg, pacat) puts the sound behind, never ahead.
-    assert -1000.0 <= at_start - 10000.0 <= 15.0, at_start
+    assert -2000.0 <= at_start - 10000.0 <= 15.0, at_start
 
 
 @needs_pulse
