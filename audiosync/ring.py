@@ -26,8 +26,9 @@ ANCHOR_MEMORY_S = 30.0
 # read. The least bound of LEVEL_S of regular reads (reads all along, at the sound's pace) is a
 # level, read every LEVEL_EVERY_S; the middle of SMOOTH_S of levels is the level held, which a
 # stream's uneven first second (bounds 0.1 s late, then 20-30 ms early) does not move, nor
-# reads all late for less than about 2.5 s (longer, and it is held). The highest level held
-# within ANCHOR_MEMORY_S is the anchor when it is more than STEP_S above the least bound (after
+# reads all late for less than about 2.5 s; a level held within STEP_S for PERSIST_S has held
+# (a restarted stream holds a late one for a moment). The highest level that held within
+# ANCHOR_MEMORY_S is the anchor when it is more than STEP_S above the least bound (after
 # silence, and through a pause: the song on both sides keeps the playing level), never more
 # than MAX_LEAD_S above it (no sink here leads by more; a capture read a little faster than
 # the sound would otherwise date its samples in the future).
@@ -35,6 +36,7 @@ LEVEL_S = 1.5
 SMOOTH_S = 2.5
 STEP_S = 0.015
 MAX_LEAD_S = 0.25
+PERSIST_S = 1.0
 LEVEL_EVERY_S = 0.19  # under the 0.2 s of a pulse fragment: one level a read
 _LEVEL_GAP_S = 0.5  # reads further apart than this are not regular (a stall, then a burst):
                     # a capture read less often than that keeps the least bound
@@ -55,7 +57,8 @@ class Segment:
     _bounds: deque = field(default_factory=deque, repr=False)  # (arrival, bound), bounds rising
     _recent: deque = field(default_factory=deque, repr=False)  # (arrival, bound) of LEVEL_S
     _levels: deque = field(default_factory=deque, repr=False)  # (arrival, level) of SMOOTH_S
-    _held: deque = field(default_factory=deque, repr=False)    # (arrival, held level), falling
+    _steady: deque = field(default_factory=deque, repr=False)  # (arrival, held level) of PERSIST_S
+    _held: deque = field(default_factory=deque, repr=False)    # (arrival, level that held), falling
 
     def _observe(self, now: float, bound: float) -> None:
         """One read's bound on the time of sample ``first``: the anchor from it and those before."""
@@ -67,7 +70,7 @@ class Segment:
         while bounds[0][0] < memory:
             bounds.popleft()
         floor = bounds[0][1]
-        recent, levels, held = self._recent, self._levels, self._held
+        recent, levels, steady, held = self._recent, self._levels, self._steady, self._held
         recent.append((now, bound))
         while recent[0][0] < now - LEVEL_S:
             recent.popleft()
@@ -79,10 +82,16 @@ class Segment:
                 levels.popleft()
             if len(levels) >= _SMOOTH_MIN:
                 values = sorted(v for _, v in levels)
-                level = values[len(values) // 2]
-                while held and held[-1][1] <= level:
-                    held.pop()
-                held.append((now, level))
+                steady.append((now, values[len(values) // 2]))
+                while steady[0][0] < now - PERSIST_S:
+                    steady.popleft()
+                values = sorted(v for _, v in steady)
+                # Held for PERSIST_S: a stream's restart holds a late level for a moment.
+                if now - steady[0][0] >= 0.75 * PERSIST_S and values[-1] - values[0] <= STEP_S:
+                    level = values[len(values) // 2]
+                    while held and held[-1][1] <= level:
+                        held.pop()
+                    held.append((now, level))
         while held and held[0][0] < memory:
             held.popleft()
         top = held[0][1] if held else floor
