@@ -25,9 +25,9 @@ ANCHOR_MEMORY_S = 30.0
 # playing a stream hands them over as it plays. That lead is a level that holds, not a late
 # read. The least bound of LEVEL_S of regular reads (reads all along, at the sound's pace) is a
 # level, read every LEVEL_EVERY_S; the middle of SMOOTH_S of levels is the level held, which a
-# stream's uneven first second (bounds 0.1 s late, then 20-30 ms early) does not move, nor
-# reads all late for less than about 2.5 s; a level held within STEP_S for PERSIST_S has held
-# (a restarted stream holds a late one for a moment). The highest level that held within
+# stream's uneven first second (bounds 0.1 s late, then 20-30 ms early) does not move; a level
+# held within STEP_S for PERSIST_S has held (a restarted stream holds a late one for a moment;
+# reads all late for about 3 s or more do hold, for 30 s). The highest level that held within
 # ANCHOR_MEMORY_S is the anchor when it is more than STEP_S above the least bound (after
 # silence, and through a pause: the song on both sides keeps the playing level), never more
 # than MAX_LEAD_S above it (no sink here leads by more; a capture read a little faster than
