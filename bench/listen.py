@@ -214,7 +214,7 @@ def run_song(ls, song: dict, other: dict, url: str, rng: random.Random, rate: in
         row[f"{key}_s"] = reported - started
         row[f"{key}_ahead_ms"] = ahead_ms(result, started, position_s)
         # From the sound: when the reported line says the song was at the player's start position.
-        row[f"{key}_sound_s"] = reported - (result.capture_started + (1000.0 * position_s - result.lag_ms) / 1000.0)
+        row[f"{key}_sound_s"] = reported - started + row[f"{key}_ahead_ms"] / 1000.0
         row[f"{key}_err_ms"] = track_error(tracker, reported)
         row[f"{key}_clock_ms"] = clock_move(result)
         row[f"{key}_tie_ms"] = tie_move(tie)
