@@ -7,11 +7,14 @@ that :mod:`audiosync.wisdom` can measure exactly what a sync will plan.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable
 from functools import lru_cache
 
+from audiosync._fast_sizes import TIMES as _FAST_TIMES
+
 __all__ = ["ANALYSIS_RATE", "DEFAULT_INTERVALS", "MAX_DOWNLOAD_S", "TYPICAL_SONG_S", "live_sizes",
-           "working_length"]
+           "smooth_length", "working_length"]
 
 # The method reads 0-8 kHz: 16 kHz samples hold it, at a third of 48 kHz's memory and time.
 ANALYSIS_RATE = 16000
@@ -28,17 +31,40 @@ TYPICAL_SONG_S = 240.0
 # few per mille longer there.
 EVEN_FROM = 1 << 16
 _EVEN = 16
+# From EVEN_FROM on, a transform may be up to this much longer than the smallest size when a
+# longer one runs faster: FFTW's estimated plans of neighbouring sizes differ up to 3.6x in time
+# (9408000 samples: 27 ns a sample, 9830400: 7 ns), with no rule of the factors that tells which.
+SLACK = 0.06
+_FAST = sorted(_FAST_TIMES)
 
 
 @lru_cache(maxsize=256)
 def working_length(m: int) -> int:
-    """The transform size for a source of ``m`` samples.
+    """The kernel's transform size for a source of ``m`` samples.
 
-    The smallest size at or above ``m`` whose prime factors are 2, 3, 5 and
-    7, which FFTW transforms fastest: an arbitrary length can be prime and
-    many times slower (from EVEN_FROM on, the smallest such multiple of 16).
-    The extra zeros only remove circular aliasing.
+    Up to EVEN_FROM, :func:`smooth_length`. From there, the size of the
+    measured table (:mod:`audiosync._fast_sizes`, written by
+    bench/sizes.py) that ran fastest from ``m`` up to ``m * (1 + SLACK)``,
+    else :func:`smooth_length`. The extra zeros only remove circular
+    aliasing: every size at or above ``m`` gives the same correlation.
     """
+    n = smooth_length(m)
+    if m < EVEN_FROM:
+        return n
+    best, fastest = n, _FAST_TIMES.get(n, float("inf"))
+    for size in _FAST[bisect_left(_FAST, m):]:
+        if size > m * (1 + SLACK):
+            break
+        if _FAST_TIMES[size] < fastest:
+            best, fastest = size, _FAST_TIMES[size]
+    return best
+
+
+@lru_cache(maxsize=256)
+def smooth_length(m: int) -> int:
+    """The smallest size at or above ``m`` whose prime factors are 2, 3, 5 and 7, which FFTs
+    transform fastest (numpy's, and FFTW's as a rule): an arbitrary length can be prime and many
+    times slower. From EVEN_FROM on, the smallest such multiple of 16."""
     if m < 1:
         raise ValueError(f"length must be positive, got {m}")
     return _EVEN * _smooth(-(-m // _EVEN)) if m >= EVEN_FROM else _smooth(m)

@@ -47,7 +47,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from audiosync._sizes import working_length
+from audiosync._sizes import smooth_length
 from audiosync.errors import SilentInputError
 from audiosync.xcorr import Correlator
 
@@ -288,7 +288,7 @@ def _overlap(source: np.ndarray, sample: np.ndarray, lag: int) -> tuple[np.ndarr
     return sample[start:stop], source[start + lag:stop + lag]
 
 
-def refined_pearson(source: np.ndarray, sample: np.ndarray, lag: int) -> float:
+def refined_pearson(source: np.ndarray, sample: np.ndarray, lag: int, memo: dict | None = None) -> float:
     """Pearson's coefficient of ``sample`` and ``source`` at ``lag``, at the best shift of up to
     half a sample either way (the overlap's cross-spectrum, summed at SHIFT_STEPS + 1 shifts).
 
@@ -296,28 +296,60 @@ def refined_pearson(source: np.ndarray, sample: np.ndarray, lag: int) -> float:
     matches its true place at 0.92 where an exact copy of it elsewhere, whose grid happened to
     fall better, matches at 0.987 (nx-brainsukker through a sound server), so the lead of the
     integer lags made a copy of a loop confidently the answer.
+
+    ``memo``: kept between the readings of one sample (its transform for each overlap, the shifts'
+    phases for each size), which then cost half as much.
     """
-    y, x = _overlap(source, sample, lag)
+    y, x = _overlap(source, sample, lag)  # y: the sample's part, x: the source's
     if min(len(x), len(y)) < 2:
         return -1.0
+    memo = {} if memo is None else memo
+    size = smooth_length(len(x) + 2)  # numpy's; padded: a shift's wrap-around is of the ends only
+    key = (max(0, -lag), len(y), size)  # which part of the sample, and the transform's size
+    if key not in memo:
+        yc = np.asarray(y, np.float64) - np.mean(y)
+        memo[key] = math.sqrt(dot(yc, yc)), np.conj(np.fft.rfft(yc, size))
+    y_norm, y_conj = memo[key]
     x = np.asarray(x, np.float64) - np.mean(x)
-    y = np.asarray(y, np.float64) - np.mean(y)
-    den = math.sqrt(dot(x, x) * dot(y, y))
+    den = math.sqrt(dot(x, x)) * y_norm
     if not den > 0:
         return -1.0
-    size = working_length(len(x) + 2)  # padded: a shift's wrap-around is of the ends only
-    cross = np.fft.rfft(x, size) * np.conj(np.fft.rfft(y, size))
+    cross = np.fft.rfft(x, size) * y_conj
     # irfft at 0 of the shifted cross-spectrum: the first and (even size) last bins once, the rest twice.
     cross[1:] *= 2.0
     if size % 2 == 0:
         cross[-1] *= 0.5
-    angle = 2.0 * np.pi * np.arange(len(cross)) / size
-    turn, step = np.exp(-0.5j * angle), np.exp(1j * angle / SHIFT_STEPS)  # each shift one product on
-    best = -math.inf
-    for _ in range(SHIFT_STEPS + 1):
-        best = max(best, dot(cross.real, turn.real) - dot(cross.imag, turn.imag))
-        turn *= step
+    real, imag = np.ascontiguousarray(cross.real), np.ascontiguousarray(cross.imag)
+    # Shifts s and -s share their cosines and sines: sum(real*cos) -/+ sum(imag*sin).
+    best = float(np.sum(real))
+    for cos, sin in _shift_phases(size, memo):
+        even, odd = dot(real, cos), dot(imag, sin)
+        best = max(best, even - odd, even + odd)
     return min(1.0, best / size / den)
+
+
+def _shift_phases(size: int, memo: dict) -> list[tuple[np.ndarray, np.ndarray]]:
+    """cos and sin of each bin's phase at the shifts 1/SHIFT_STEPS ... 1/2 sample, for
+    :func:`refined_pearson` (kept in ``memo``)."""
+    if size not in memo:
+        angle = (2.0 * np.pi / (size * SHIFT_STEPS)) * np.arange(size // 2 + 1)
+        step = np.exp(1j * angle)
+        turn, phases = step, []
+        for i in range(SHIFT_STEPS // 2):
+            if i:
+                turn = turn * step
+            phases.append((np.ascontiguousarray(turn.real), np.ascontiguousarray(turn.imag)))
+        memo[size] = phases
+    return memo[size]
+
+
+class _Readings(dict):
+    """lag -> :func:`refined_pearson` of one sample, each place read once; ``memo`` is what the
+    readings share."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.memo: dict = {}
 
 
 def _fair_margin(source: np.ndarray, sample: np.ndarray, peak, others: dict[int, float],
@@ -330,10 +362,10 @@ def _fair_margin(source: np.ndarray, sample: np.ndarray, peak, others: dict[int,
     margin = peak.coefficient - max(others.values(), default=-1.0)
     near = [lag for lag, r in others.items() if peak.coefficient - r < REFINE_WITHIN]
     if near and len(sample) <= REFINE_MAX:
-        refined = {} if refined is None else refined
+        refined = _Readings() if refined is None else refined
         for lag in (peak.lag, *near):
             if lag not in refined:
-                refined[lag] = refined_pearson(source, sample, lag)
+                refined[lag] = refined_pearson(source, sample, lag, getattr(refined, "memo", None))
         margin = min(margin, refined[peak.lag] - max(refined[lag] for lag in near))
     return margin
 
@@ -413,7 +445,7 @@ def estimate(correlator: Correlator, sample: np.ndarray, method: str, rate: int,
     alone = stands_alone(peak.prominence, rate, hi - lo + 1, n)
     evidence, confidence = _judged(correlator, sample, weights, peak, searched, alone)
     others = rivals(correlator, sample, (lo, hi), weights, peak, rate, plain_peak, spectrum)
-    refined: dict[int, float] = {}  # the places read between the samples, read once
+    refined = _Readings()  # the places read between the samples, read once
     margin = peak.coefficient - max(others.values(), default=-1.0)
     # Read between the samples only where that can hold the answer back: not on unrelated audio,
     # whose near places would cost a tenth of a second of it at every look.
@@ -494,7 +526,7 @@ def _vouched(correlator: Correlator, sample: np.ndarray, rate: int, weights: np.
     except SilentInputError:
         return found
     outside = {lag: r for lag, r in places.items() if not lo - guard <= lag <= hi + guard}
-    refined = {} if refined is None else refined  # (see _fair_margin)
+    refined = _Readings() if refined is None else refined  # (see _fair_margin)
     if _fair_margin(correlator.source, sample, peak, outside, refined) < LEAD_95:
         return found
     # Nor another place of the window that is the same audio (_window_rival), matching as well.
@@ -639,7 +671,7 @@ def window_place(source: np.ndarray, sample: np.ndarray, lags: tuple[int, int], 
     if not energy > 0:
         return None
     # Circular, as long as seg: the lags wanted (x's start from 0 to count - 1) never wrap.
-    size = working_length(len(seg))
+    size = smooth_length(len(seg))  # numpy's transform
     count = hi - lo + 1
     # Σ x·seg over each lag (x sums to 0, so seg's mean does not matter), and seg's variance there.
     products = np.fft.irfft(np.fft.rfft(seg, size) * np.conj(np.fft.rfft(x, size)), size)[:count]

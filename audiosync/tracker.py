@@ -24,7 +24,7 @@ import numpy as np
 
 from audiosync.download import input_args
 from audiosync.errors import AudiosyncError
-from audiosync._sizes import working_length
+from audiosync._sizes import smooth_length
 from audiosync.method import MIN_CONFIDENT_S, Estimate, estimate, make_correlator
 from audiosync.options import SyncOptions
 from audiosync.producer import Producer
@@ -452,7 +452,7 @@ def _best_lag(audio: np.ndarray, segment: np.ndarray) -> tuple[int, float]:
     """Where in ``segment`` (a lag from 0 to its excess over ``audio``) the plain correlation peaks,
     and the peak's sub-sample offset (a parabola through it and its neighbours)."""
     span = len(segment) - len(audio)
-    n = working_length(len(segment))  # no wrap for lags 0..span
+    n = smooth_length(len(segment))  # numpy's transform; no wrap for lags 0..span
     c = np.fft.irfft(np.conj(np.fft.rfft(audio, n)) * np.fft.rfft(segment, n), n)[:span + 1]
     k = int(np.argmax(c))
     fraction = 0.0

@@ -23,6 +23,7 @@ PACKAGE = os.path.dirname(audiosync.__file__)
 
 # Bottom to top. A module may import only from layers strictly below its own.
 LAYERS = [
+    {"_fast_sizes"},                                   # measured data (bench/sizes.py)
     {"errors", "_sizes", "_fftw", "synth", "fileserver"},  # facts and leaves
     {"_planner"},                                      # FFTW's planner
     {"_xcorr", "wisdom"},                              # the kernel; wisdom on disk

@@ -87,12 +87,25 @@ def test_refined_pearson_finds_a_fractional_shift():
     assert abs(M.refined_pearson(song, other, 5 * RATE)) < 0.1
 
 
+def test_readings_that_share_their_memo_read_as_alone():
+    """The sample's transform and the shifts' phases kept between readings change no reading:
+    places of full and of partial overlap (the transform per overlap, the phases per size)."""
+    rng = np.random.default_rng(8)
+    song = _bright(rng, 12).astype(np.float32)
+    capture = song[3 * RATE + 5:6 * RATE + 5].copy()
+    memo: dict = {}
+    for lag in (3 * RATE + 5, 3 * RATE + 4, 7 * RATE, -RATE, len(song) - 2 * RATE, 3 * RATE + 5):
+        assert M.refined_pearson(song, capture, lag, memo) == pytest.approx(
+            M.refined_pearson(song, capture, lag), abs=1e-12), lag
+    assert any(isinstance(k, tuple) for k in memo) and any(isinstance(k, int) for k in memo)
+
+
 def test_a_long_sample_is_judged_at_the_integer_lags(monkeypatch):
     """Past REFINE_MAX the reading's cost (it grows with the overlap) is not paid: the integer lead."""
     peak = type("Peak", (), {"lag": 1000, "coefficient": 0.9})()
     short, long = np.zeros(10, np.float32), np.zeros(M.REFINE_MAX + 1, np.float32)
     read = []
-    monkeypatch.setattr(M, "refined_pearson", lambda source, sample, lag: read.append(lag) or 0.5)
+    monkeypatch.setattr(M, "refined_pearson", lambda source, sample, lag, memo=None: read.append(lag) or 0.5)
     assert M._fair_margin(long, long, peak, {5000: 0.8}) == pytest.approx(0.1)
     assert not read
     # Shorter: read between the samples, each place once however often asked.

@@ -12,7 +12,8 @@ from scipy import signal
 from audiosync import Correlation, SilentInputError, cross_correlation
 from audiosync.xcorr import Correlator
 from audiosync import _planner, _xcorr
-from audiosync._sizes import working_length
+from audiosync import _sizes
+from audiosync._sizes import smooth_length, working_length
 
 # --- the original module's test vectors, as written -------------------------
 
@@ -249,24 +250,45 @@ def test_two_threads_match_one():
 
 
 @pytest.mark.parametrize("m, n", [(1, 1), (2, 2), (11, 12), (97, 98), (1001, 1008), (2880000, 2880000), (2880001, 2881200)])
-def test_working_length_is_the_next_7_smooth_size(m, n):
-    assert working_length(m) == n
+def test_smooth_length_is_the_next_7_smooth_size(m, n):
+    assert smooth_length(m) == n
 
 
-def test_working_length_matches_brute_force():
-    def smooth(k):
-        for p in (2, 3, 5, 7):
-            while k % p == 0:
-                k //= p
-        return k == 1
+def _smooth(k):
+    for p in (2, 3, 5, 7):
+        while k % p == 0:
+            k //= p
+    return k == 1
 
+
+def test_smooth_length_matches_brute_force():
     for m in range(1, 3000):
-        assert working_length(m) == next(k for k in range(m, 2 * m + 2) if smooth(k))
+        assert smooth_length(m) == next(k for k in range(m, 2 * m + 2) if _smooth(k))
     # Large sizes: the smallest 7-smooth multiple of 16 (odd sizes transform slowly).
     for m in [65536, 65537, 1_000_003, 3_720_087, 10_224_129, *range(200_000, 200_400)]:
+        n = smooth_length(m)
+        assert n >= m and n % 16 == 0 and _smooth(n), m
+        assert not any(_smooth(k) for k in range(-(-m // 16) * 16, n, 16)), m
+
+
+def test_working_length_takes_the_fastest_measured_size_within_the_slack():
+    table = _sizes._FAST_TIMES
+    assert table and all(n >= _sizes.EVEN_FROM and n % 16 == 0 and _smooth(n) for n in table)
+    rng = np.random.default_rng(5)
+    lengths = [*range(1, 3000, 7), 65535, 65536, 9_364_109, 1 << 25, *rng.integers(65536, 1 << 25, 400)]
+    for m in map(int, lengths):
         n = working_length(m)
-        assert n >= m and n % 16 == 0 and smooth(n), m
-        assert not any(smooth(k) for k in range(-(-m // 16) * 16, n, 16)), m
+        assert n >= m and _smooth(n), m
+        if m < _sizes.EVEN_FROM:
+            assert n == smooth_length(m)
+            continue
+        assert n % 16 == 0 and n <= max(smooth_length(m), m * (1 + _sizes.SLACK)), m
+        # No listed size in the window ran faster (the plain size when none did).
+        window = [k for k in table if m <= k <= m * (1 + _sizes.SLACK)]
+        fastest = min([table.get(smooth_length(m), np.inf), *(table[k] for k in window)])
+        assert table.get(n, np.inf) == fastest or (fastest == np.inf and n == smooth_length(m)), m
+    # The case measured in the README: the plain size 9408000 (27 ns a sample) is not taken.
+    assert working_length(9_364_109) != 9_408_000
 
 
 def test_kernel_refuses_a_transform_smaller_than_the_source():

@@ -1,0 +1,183 @@
+"""Which transform sizes FFTW's estimated plans run fast, and the table the package picks them from.
+
+Run (from a folder other than the repository root, so that ``audiosync`` is the installed build;
+alone on the machine: it times transforms):
+
+    cd /tmp && python /work/main/bench/sizes.py --save sizes.json        # ~11 min: time every size
+    cd /tmp && python /work/main/bench/sizes.py --load sizes.json --write /work/main/audiosync/_fast_sizes.py
+    cd /tmp && python /work/main/bench/sizes.py --check                  # ~4 min: the gain, timed again
+
+Every size the kernel may use from 65536 (``EVEN_FROM``) to 2**25 (``offline.FULL_LIMIT``), a
+multiple of 16 whose prime factors are 2, 3, 5 and 7, is timed (single precision, FFTW's estimated
+plans, as the package plans without wisdom): the kernel's forward transform (best of 3) plus one
+correlation (the conjugate product, the inverse transform and a peak search over 101 lags; best of
+2). Neighbouring sizes differ by up to 3.6x with no rule of their factors that predicts it.
+
+``--write``: the sizes worth using, with their times, for :func:`audiosync._sizes.working_length`,
+which takes the fastest listed size from the smallest one up to ``SLACK`` (6%) above it, else the
+smallest. Only the sizes some length would take are listed.
+
+``--check`` times again, in this run, a grid of source lengths (a song of 2 to 20 minutes at 16 kHz
+against the live path's 30 s capture, and the offline shapes: 3 to 60 minutes of reference with a
+35 s other), each at the size the plain rule gives and at the size ``working_length`` gives now
+(taking turns, best of 3 each): the table was chosen on other timings, so this is its gain measured
+apart from its choice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+from audiosync import _planner, _xcorr, fftw_version
+from audiosync._sizes import EVEN_FROM, SLACK, smooth_length, working_length
+
+LARGEST = 1 << 25
+SAMPLE = 48000  # the correlated sample's length: a 3 s capture
+
+
+def smooth_sizes(lo: int, hi: int) -> list[int]:
+    """Every multiple of 16 from lo to hi whose prime factors are 2, 3, 5 and 7."""
+    out = []
+    p7 = 1
+    while p7 <= hi:
+        p5 = p7
+        while p5 <= hi:
+            p3 = p5
+            while p3 <= hi:
+                p2 = p3
+                while p2 <= hi:
+                    if p2 >= lo and p2 % 16 == 0:
+                        out.append(p2)
+                    p2 *= 2
+                p3 *= 3
+            p5 *= 5
+        p7 *= 7
+    return sorted(out)
+
+
+def time_size(n: int, x: np.ndarray, y: np.ndarray, forward: int = 3, correlations: int = 2) -> float:
+    """Seconds of one forward transform and one correlation at size n (each the best of its runs)."""
+    _planner.plan(n, True)
+    a = b = float("inf")
+    try:
+        for _ in range(forward):
+            t = time.perf_counter()
+            status, spec = _xcorr.spectrum(x[:n - SAMPLE], n, True, x)
+            a = min(a, time.perf_counter() - t)
+        for _ in range(correlations):
+            t = time.perf_counter()
+            _xcorr.correlate(spec, x[:n - SAMPLE], y, 0, 100, True)
+            b = min(b, time.perf_counter() - t)
+    finally:
+        _planner.clear_plans()
+    return a + b
+
+
+def chosen(times: dict[int, float], slack: float) -> dict[int, float]:
+    """The sizes some length m takes when it takes the fastest size from m up to m * (1 + slack):
+    every size that is that choice for an m just at a size or just below a size / (1 + slack)."""
+    sizes = sorted(times)
+    points = set(sizes) | {int(s / (1 + slack)) + 1 for s in sizes}
+    keep = {}
+    for m in sorted(points):
+        window = [s for s in sizes if m <= s <= m * (1 + slack)]
+        if window:
+            best = min(window, key=times.get)
+            keep[best] = times[best]
+    return dict(sorted(keep.items()))
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "cpu unknown"
+
+
+def write_table(path: Path, table: dict[int, float], slack: float, measured: str) -> None:
+    lines = [
+        '"""Transform sizes whose FFTW estimated plans run fast: written by bench/sizes.py (not by hand).',
+        "",
+        f"{measured}",
+        f"Each size is the fastest from some length m up to m * (1 + {slack}); with its microseconds",
+        "(one forward transform and one correlation, single precision).",
+        '"""',
+        "",
+        "# size: microseconds",
+        "TIMES = {",
+    ]
+    items = [f"{n}: {round(t * 1e6)}," for n, t in table.items()]
+    for i in range(0, len(items), 6):
+        lines.append("    " + " ".join(items[i:i + 6]))
+    lines += ["}", ""]
+    path.write_text("\n".join(lines))
+
+
+def check(repeat: int) -> None:
+    rate = 16000
+    shapes = [("live", int(song_s * 60 * rate) + 30 * rate - 1) for song_s in (2, 3, 3.5, 4, 4.5, 5, 6, 7, 8, 10, 12, 15, 20)]
+    shapes += [("files", int(ref_min * 60 * rate) + 35 * rate - 1) for ref_min in (3, 5, 8, 13, 20, 30)]
+    x = np.random.default_rng(0).standard_normal(LARGEST).astype(np.float32)
+    y = np.random.default_rng(1).standard_normal(SAMPLE).astype(np.float32)
+    print(f"{'shape':6} {'length':>9} {'plain size':>10} {'ms':>7} {'table size':>10} {'ms':>7} {'plain/table':>11}")
+    ratios = []
+    for kind, m in shapes:
+        old, new = smooth_length(m), working_length(m)
+        t_old = t_new = float("inf")
+        for _ in range(repeat):  # taking turns: the machine's mood falls on both alike
+            t_old = min(t_old, time_size(old, x, y, 1, 1))
+            t_new = min(t_new, time_size(new, x, y, 1, 1))
+        ratios.append(t_old / t_new)
+        print(f"{kind:6} {m:9d} {old:10d} {t_old * 1e3:7.1f} {new:10d} {t_new * 1e3:7.1f} {t_old / t_new:11.2f}",
+              flush=True)
+    print(f"median plain/table {statistics.median(ratios):.2f}, range {min(ratios):.2f}-{max(ratios):.2f}")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--save", help="time every size and write the times here (JSON)")
+    ap.add_argument("--load", nargs="+", help="read the times from these files (--save's)")
+    ap.add_argument("--write", help="write the table module here")
+    ap.add_argument("--slack", type=float, default=SLACK)
+    ap.add_argument("--check", action="store_true", help="time the plain and the table's sizes again")
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args(argv)
+    if args.check:
+        check(args.repeat)
+        return 0
+    measured = None
+    if args.load:
+        times = {}
+        for f in args.load:
+            data = json.loads(Path(f).read_text())
+            times.update({int(k): v for k, v in data["times"].items()})
+            measured = data.get("measured", measured)
+    else:
+        x = np.random.default_rng(0).standard_normal(LARGEST).astype(np.float32)
+        y = np.random.default_rng(1).standard_normal(SAMPLE).astype(np.float32)
+        times = {}
+        for n in smooth_sizes(EVEN_FROM, LARGEST):
+            times[n] = time_size(n, x, y)
+    measured = measured or (f"Measured on {platform.machine()} ({cpu_name()}), "
+                            f"{fftw_version}, {len(times)} sizes from {min(times)} to {max(times)}.")
+    if args.save:
+        Path(args.save).write_text(json.dumps({"measured": measured, "times": times}))
+    table = chosen(times, args.slack)
+    print(f"{len(times)} sizes timed, {len(table)} kept (slack {args.slack})")
+    if args.write:
+        write_table(Path(args.write), table, args.slack, measured)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
