@@ -31,10 +31,13 @@ TYPICAL_SONG_S = 240.0
 # few per mille longer there.
 EVEN_FROM = 1 << 16
 _EVEN = 16
-# From EVEN_FROM on, a transform may be up to this much longer than the smallest size when a
-# longer one runs faster: FFTW's estimated plans of neighbouring sizes differ up to 3.6x in time
-# (9408000 samples: 27 ns a sample, 9830400: 7 ns), with no rule of the factors that tells which.
+# From EVEN_FROM on, a transform may be up to SLACK longer than the smallest size when a longer
+# one ran at least MIN_GAIN faster: FFTW's estimated plans of neighbouring sizes differ up to 3.4x
+# in time (16515072 against 16588800), with no rule of the factors that tells which. A smaller
+# gain is within the timings' noise (about 10%), and a size moved for nothing still moves the
+# answer's last digits (the phase transform whitens bins that move with the size).
 SLACK = 0.06
+MIN_GAIN = 0.10
 _FAST = sorted(_FAST_TIMES)
 
 
@@ -42,22 +45,24 @@ _FAST = sorted(_FAST_TIMES)
 def working_length(m: int) -> int:
     """The kernel's transform size for a source of ``m`` samples.
 
-    Up to EVEN_FROM, :func:`smooth_length`. From there, the size of the
-    measured table (:mod:`audiosync._fast_sizes`, written by
-    bench/sizes.py) that ran fastest from ``m`` up to ``m * (1 + SLACK)``,
-    else :func:`smooth_length`. The extra zeros only remove circular
-    aliasing: every size at or above ``m`` gives the same correlation.
+    Up to EVEN_FROM, :func:`smooth_length`. From there, of the sizes timed
+    in :mod:`audiosync._fast_sizes` (written by bench/sizes.py) from ``m``
+    up to ``m * (1 + SLACK)``, the fastest, when it ran at least MIN_GAIN
+    faster than :func:`smooth_length`'s; else that one. Every size at or
+    above ``m`` gives the same correlation: the extra zeros only remove
+    circular aliasing.
     """
     n = smooth_length(m)
-    if m < EVEN_FROM:
+    plain = _FAST_TIMES.get(n)
+    if m < EVEN_FROM or plain is None:  # (past the timed sizes: the plain rule)
         return n
-    best, fastest = n, _FAST_TIMES.get(n, float("inf"))
+    best, fastest = n, plain
     for size in _FAST[bisect_left(_FAST, m):]:
         if size > m * (1 + SLACK):
             break
         if _FAST_TIMES[size] < fastest:
             best, fastest = size, _FAST_TIMES[size]
-    return best
+    return best if fastest * (1 + MIN_GAIN) <= plain else n
 
 
 @lru_cache(maxsize=256)

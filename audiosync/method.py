@@ -100,7 +100,8 @@ MIN_CONFIDENT_S = 3.0
 # best sub-sample shift, the peak too (see refined_pearson): on a bright song the integer lag's
 # value depends on where the capture's sample grid falls between the song's.
 REFINE_WITHIN = 0.35
-# The shifts tried: from half a sample back to half a sample on, in steps of 1/SHIFT_STEPS.
+# The shifts tried: from half a sample back to half a sample on, in steps of 1/SHIFT_STEPS (even:
+# refined_pearson reads each shift s with -s).
 SHIFT_STEPS = 8
 # Only samples up to this long are read so (60 s at 16 kHz; a live interval is at most 30 s):
 # its time and memory grow with the overlap, and a longer one is judged at the integer lags.
@@ -297,15 +298,17 @@ def refined_pearson(source: np.ndarray, sample: np.ndarray, lag: int, memo: dict
     fall better, matches at 0.987 (nx-brainsukker through a sound server), so the lead of the
     integer lags made a copy of a loop confidently the answer.
 
-    ``memo``: kept between the readings of one sample (its transform for each overlap, the shifts'
-    phases for each size), which then cost half as much.
+    ``memo``: kept between the readings of one sample (its transform and the shifts' phases, when
+    it overlaps whole), which then cost half as much.
     """
     y, x = _overlap(source, sample, lag)  # y: the sample's part, x: the source's
     if min(len(x), len(y)) < 2:
         return -1.0
-    memo = {} if memo is None else memo
     size = smooth_length(len(x) + 2)  # numpy's; padded: a shift's wrap-around is of the ends only
-    key = (max(0, -lag), len(y), size)  # which part of the sample, and the transform's size
+    # Kept for the whole sample only: a part is read at one place (and its size's phases would
+    # hold 30 MB each).
+    memo = {} if memo is None or len(y) < len(sample) else memo
+    key = (len(sample), size)
     if key not in memo:
         yc = np.asarray(y, np.float64) - np.mean(y)
         memo[key] = math.sqrt(dot(yc, yc)), np.conj(np.fft.rfft(yc, size))

@@ -3,22 +3,22 @@
 Run (from a folder other than the repository root, so that ``audiosync`` is the installed build;
 alone on the machine: it times transforms):
 
-    cd /tmp && python /work/main/bench/sizes.py --save sizes.json        # ~11 min: time every size
-    cd /tmp && python /work/main/bench/sizes.py --load sizes.json --write /work/main/audiosync/_fast_sizes.py
-    cd /tmp && python /work/main/bench/sizes.py --check                  # ~4 min: the gain, timed again
+    cd /tmp && python /work/main/bench/sizes.py --save sizes.json --write /work/main/audiosync/_fast_sizes.py  # ~21 min
+    cd /tmp && python /work/main/bench/sizes.py --load sizes.json --write /work/main/audiosync/_fast_sizes.py  # again, from the times
+    cd /tmp && python /work/main/bench/sizes.py --check                  # ~1 min: the gain, timed again
 
-Every size the kernel may use from 65536 (``EVEN_FROM``) to 2**25 (``offline.FULL_LIMIT``), a
-multiple of 16 whose prime factors are 2, 3, 5 and 7, is timed (single precision, FFTW's estimated
+Every size the kernel may use from 65536 (``EVEN_FROM``) to 2**25 (``offline.FULL_LIMIT``: no larger
+transform is made), a multiple of 16 whose prime factors are 2, 3, 5 and 7, is timed (single precision, FFTW's estimated
 plans, as the package plans without wisdom): the kernel's forward transform (best of 3) plus one
 correlation (the conjugate product, the inverse transform and a peak search over 101 lags; best of
-2). Neighbouring sizes differ by up to 3.6x with no rule of their factors that predicts it.
+2). Neighbouring sizes differ by up to 3.4x with no rule of their factors that predicts it.
 
-``--write``: the sizes worth using, with their times, for :func:`audiosync._sizes.working_length`,
-which takes the fastest listed size from the smallest one up to ``SLACK`` (6%) above it, else the
-smallest. Only the sizes some length would take are listed.
+``--write``: every size with its time, for :func:`audiosync._sizes.working_length`, which takes
+the fastest size from the smallest one up to ``SLACK`` (6%) above it when that ran at least
+``MIN_GAIN`` (10%) faster than the smallest.
 
 ``--check`` times again, in this run, a grid of source lengths (a song of 2 to 20 minutes at 16 kHz
-against the live path's 30 s capture, and the offline shapes: 3 to 60 minutes of reference with a
+against the live path's 30 s capture, and the offline shapes: 3 to 30 minutes of reference with a
 35 s other), each at the size the plain rule gives and at the size ``working_length`` gives now
 (taking turns, best of 3 each): the table was chosen on other timings, so this is its gain measured
 apart from its choice.
@@ -36,9 +36,10 @@ from pathlib import Path
 import numpy as np
 
 from audiosync import _planner, _xcorr, fftw_version
-from audiosync._sizes import EVEN_FROM, SLACK, smooth_length, working_length
+from audiosync._sizes import EVEN_FROM, smooth_length, working_length
+from audiosync.offline import FULL_LIMIT
 
-LARGEST = 1 << 25
+LARGEST = FULL_LIMIT
 SAMPLE = 48000  # the correlated sample's length: a 3 s capture
 
 
@@ -80,20 +81,6 @@ def time_size(n: int, x: np.ndarray, y: np.ndarray, forward: int = 3, correlatio
     return a + b
 
 
-def chosen(times: dict[int, float], slack: float) -> dict[int, float]:
-    """The sizes some length m takes when it takes the fastest size from m up to m * (1 + slack):
-    every size that is that choice for an m just at a size or just below a size / (1 + slack)."""
-    sizes = sorted(times)
-    points = set(sizes) | {int(s / (1 + slack)) + 1 for s in sizes}
-    keep = {}
-    for m in sorted(points):
-        window = [s for s in sizes if m <= s <= m * (1 + slack)]
-        if window:
-            best = min(window, key=times.get)
-            keep[best] = times[best]
-    return dict(sorted(keep.items()))
-
-
 def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -104,13 +91,12 @@ def cpu_name() -> str:
     return platform.processor() or "cpu unknown"
 
 
-def write_table(path: Path, table: dict[int, float], slack: float, measured: str) -> None:
+def write_table(path: Path, table: dict[int, float], measured: str) -> None:
     lines = [
-        '"""Transform sizes whose FFTW estimated plans run fast: written by bench/sizes.py (not by hand).',
+        '"""How fast FFTW\'s estimated plans run each transform size: written by bench/sizes.py (not by hand).',
         "",
         f"{measured}",
-        f"Each size is the fastest from some length m up to m * (1 + {slack}); with its microseconds",
-        "(one forward transform and one correlation, single precision).",
+        "Each size's microseconds for one forward transform and one correlation, single precision.",
         '"""',
         "",
         "# size: microseconds",
@@ -148,7 +134,6 @@ def main(argv=None) -> int:
     ap.add_argument("--save", help="time every size and write the times here (JSON)")
     ap.add_argument("--load", nargs="+", help="read the times from these files (--save's)")
     ap.add_argument("--write", help="write the table module here")
-    ap.add_argument("--slack", type=float, default=SLACK)
     ap.add_argument("--check", action="store_true", help="time the plain and the table's sizes again")
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args(argv)
@@ -172,10 +157,9 @@ def main(argv=None) -> int:
                             f"{fftw_version}, {len(times)} sizes from {min(times)} to {max(times)}.")
     if args.save:
         Path(args.save).write_text(json.dumps({"measured": measured, "times": times}))
-    table = chosen(times, args.slack)
-    print(f"{len(times)} sizes timed, {len(table)} kept (slack {args.slack})")
+    print(f"{len(times)} sizes timed")
     if args.write:
-        write_table(Path(args.write), table, args.slack, measured)
+        write_table(Path(args.write), dict(sorted(times.items())), measured)
     return 0
 
 
