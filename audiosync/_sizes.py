@@ -34,10 +34,12 @@ _EVEN = 16
 # From EVEN_FROM on, a transform may be up to SLACK longer than the smallest size when a longer
 # one ran at least MIN_GAIN faster: FFTW's estimated plans of neighbouring sizes differ up to 3.4x
 # in time (16515072 against 16588800), with no rule of the factors that tells which. A smaller
-# gain is within the timings' noise (about 10%), and a size moved for nothing still moves the
-# answer's last digits (the phase transform whitens bins that move with the size).
+# gain shows little and unreliably in a sync's search (two transforms at once, and the rest of
+# the search: on bench/long.py's nine pairs, in two runs, sizes timed 1.21-1.34x faster gave
+# 0.89-1.27x, 1.35-2.13x gave 1.16-1.43x), and a size moved for nothing still moves the answer's
+# last digits (the phase transform whitens bins that move with the size).
 SLACK = 0.06
-MIN_GAIN = 0.10
+MIN_GAIN = 0.30
 _FAST = sorted(_FAST_TIMES)
 
 

@@ -6,6 +6,7 @@ alone on the machine: it times transforms):
     cd /tmp && python /work/main/bench/sizes.py --save sizes.json --write /work/main/audiosync/_fast_sizes.py  # ~21 min
     cd /tmp && python /work/main/bench/sizes.py --load sizes.json --write /work/main/audiosync/_fast_sizes.py  # again, from the times
     cd /tmp && python /work/main/bench/sizes.py --check                  # ~1 min: the gain, timed again
+    cd /tmp && python /work/main/bench/sizes.py --search                 # ~2 min: in a sync's search (after bench/corpus.py)
 
 Every size the kernel may use from 65536 (``EVEN_FROM``) to 2**25 (``offline.FULL_LIMIT``: no larger
 transform is made), a multiple of 16 whose prime factors are 2, 3, 5 and 7, is timed (single precision, FFTW's estimated
@@ -15,13 +16,18 @@ correlation (the conjugate product, the inverse transform and a peak search over
 
 ``--write``: every size with its time, for :func:`audiosync._sizes.working_length`, which takes
 the fastest size from the smallest one up to ``SLACK`` (6%) above it when that ran at least
-``MIN_GAIN`` (10%) faster than the smallest.
+``MIN_GAIN`` (30%) faster than the smallest.
 
 ``--check`` times again, in this run, a grid of source lengths (a song of 2 to 20 minutes at 16 kHz
 against the live path's 30 s capture, and the offline shapes: 3 to 30 minutes of reference with a
 35 s other), each at the size the plain rule gives and at the size ``working_length`` gives now
 (taking turns, best of 3 each): the table was chosen on other timings, so this is its gain measured
 apart from its choice.
+
+``--search`` times what a size changes in a sync: the offline search (``make_correlator`` and
+``estimate`` of the whole capture, plans made afresh, as in a command) on bench/long.py's nine
+held-out encode pairs of the corpus, at the plain size and at ``working_length``'s, taking turns,
+best of 3 each, with the size's own timed gain beside.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import argparse
 import json
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -129,16 +136,58 @@ def check(repeat: int) -> None:
     print(f"median plain/table {statistics.median(ratios):.2f}, range {min(ratios):.2f}-{max(ratios):.2f}")
 
 
+def search(repeat: int) -> None:
+    import audiosync.xcorr as X
+    from audiosync._fast_sizes import TIMES
+    from audiosync.method import estimate, make_correlator
+    from audiosync.offline import decode_inputs
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from calibrate import DEFAULT_MANIFEST
+    from long import corpus_pairs
+
+    manifest = json.loads(DEFAULT_MANIFEST.read_text())
+    base = DEFAULT_MANIFEST.parent
+    print(f"{'pair':10} {'plain size':>10} {'ms':>6} {'chosen size':>11} {'ms':>6} {'timed gain':>10} "
+          f"{'search gain':>11}  same lag")
+    gains = []
+    for pair in corpus_pairs(base.parent, manifest, 9):
+        (ref, oth), _ = decode_inputs((str(base / pair["download"]), str(base / pair["capture"])), 16000)
+        best = {"plain": float("inf"), "chosen": float("inf")}
+        found, sizes = {}, {}
+        try:
+            for _ in range(repeat):
+                for kind, rule in (("plain", smooth_length), ("chosen", working_length)):
+                    X.working_length = rule
+                    _planner.clear_plans()
+                    t = time.perf_counter()
+                    c = make_correlator(ref, len(oth), "phat", 16000)
+                    e = estimate(c, oth, "phat", 16000, "offline", beside=True)
+                    best[kind] = min(best[kind], time.perf_counter() - t)
+                    found[kind], sizes[kind] = e.lag, c.n
+        finally:
+            X.working_length = working_length
+        gains.append(best["plain"] / best["chosen"])
+        print(f"{pair['id']:10} {sizes['plain']:10d} {best['plain'] * 1e3:6.0f} {sizes['chosen']:11d} "
+              f"{best['chosen'] * 1e3:6.0f} {TIMES[sizes['plain']] / TIMES[sizes['chosen']]:10.2f} "
+              f"{gains[-1]:11.2f}  {found['plain'] == found['chosen']}", flush=True)
+    print(f"median search gain {statistics.median(gains):.2f}")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--save", help="time every size and write the times here (JSON)")
     ap.add_argument("--load", nargs="+", help="read the times from these files (--save's)")
     ap.add_argument("--write", help="write the table module here")
     ap.add_argument("--check", action="store_true", help="time the plain and the table's sizes again")
+    ap.add_argument("--search", action="store_true", help="time a sync's search at the plain and the chosen sizes")
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args(argv)
     if args.check:
         check(args.repeat)
+        return 0
+    if args.search:
+        search(args.repeat)
         return 0
     measured = None
     if args.load:
