@@ -51,23 +51,13 @@ SAMPLE = 48000  # the correlated sample's length: a 3 s capture
 
 
 def smooth_sizes(lo: int, hi: int) -> list[int]:
-    """Every multiple of 16 from lo to hi whose prime factors are 2, 3, 5 and 7."""
-    out = []
-    p7 = 1
-    while p7 <= hi:
-        p5 = p7
-        while p5 <= hi:
-            p3 = p5
-            while p3 <= hi:
-                p2 = p3
-                while p2 <= hi:
-                    if p2 >= lo and p2 % 16 == 0:
-                        out.append(p2)
-                    p2 *= 2
-                p3 *= 3
-            p5 *= 5
-        p7 *= 7
-    return sorted(out)
+    """Every size the plain rule gives from lo to hi (from EVEN_FROM on, the multiples of 16 whose
+    prime factors are 2, 3, 5 and 7), smallest first."""
+    out, n = [], smooth_length(lo)
+    while n <= hi:
+        out.append(n)
+        n = smooth_length(n + 1)
+    return out
 
 
 def time_size(n: int, x: np.ndarray, y: np.ndarray, forward: int = 3, correlations: int = 2) -> float:
